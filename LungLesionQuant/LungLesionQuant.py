@@ -1,0 +1,270 @@
+"""LungLesionQuant: segment COVID-19 lung lesions (LungN / GGO / Cons) on chest CT and measure them.
+
+This file is glue between Slicer's GUI and the core package ``LungLesionQuantLib``: no
+science lives here. Everything the logic does to the scene is in ``LungLesionQuantLib.scene``
+and is tested outside Slicer with slicer-core.
+"""
+import os
+import sys
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+from typing import Annotated
+
+# In a source checkout (additional module path) the core sits beside this module's folder;
+# in an installed extension it sits beside this file.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+    sys.path.append(_REPO)
+
+SEGMENT_HELP = """
+<p><b>Segment</b> runs a cascade of three 2D networks (lung → lesion → ground glass vs consolidation)
+on the selected CT and creates a <i>new</i> segmentation with segments <b>LungN</b> (normal lung,
+purple), <b>GGO</b> (ground-glass opacity, green) and <b>Cons</b> (consolidation, yellow), and a table
+of volumes (cm³) and extents (% of lung), whole lung and per side. Running it again never replaces
+an existing (possibly edited) segmentation.</p>
+<p>Correct the segments with the Segment Editor, then click <b>Update measurements</b>. Segments are
+found by their terminology, else by name. Defined results for irregular edits, each also shown as a
+warning: a missing segment counts as empty; a voxel in several segments counts once, with priority
+Cons over GGO over LungN; lesion that does not touch LungN still counts, as lesion and as lung
+(lung = LungN + GGO + Cons).</p>
+<p><b>Export</b> writes the CLI's case folder: measurements.csv, segmentation.seg.nrrd,
+labels.nii.gz (0/1/2/3), overlay.png, report.pdf, and segmentation.dcm (DICOM SEG) when the CT
+was loaded from DICOM. Automatic results must be checked before clinical use.</p>
+"""
+
+
+class LungLesionQuant(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "LungLesionQuant"
+        self.parent.categories = ["Quantification"]
+        self.parent.dependencies = ["Segmentations"]
+        self.parent.contributors = ["LungLesionQuant developers"]
+        self.parent.helpText = SEGMENT_HELP
+        self.parent.acknowledgementText = (
+            "Method after Bartoli A. et al., Value and prognostic impact of a deep learning segmentation model of "
+            "COVID-19 lung lesions on low-dose chest CT, Research in Diagnostic and Interventional Imaging 2022; "
+            "Voulodimos A. et al., Deep learning models for COVID-19 infected area segmentation in CT images, 2020; "
+            "Tang S. et al., Deep learning based opacity segmentation and prognosis of COVID-19, 2020. "
+            "Models trained on public data from MedSeg/SIRM, Zenodo 3757476 (Ma et al.), TCIA MIDRC-RICORD-1A, "
+            "TCIA Lung-PET-CT-Dx and TCIA COVID-19-NY-SBU; see the model cards.")
+
+
+@parameterNodeWrapper
+class LungLesionQuantParameterNode:
+    inputVolume: vtkMRMLScalarVolumeNode
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    segmentation: vtkMRMLSegmentationNode
+    table: vtkMRMLTableNode
+
+
+class Cancelled(Exception):
+    """The user pressed Cancel in the progress dialog."""
+
+
+class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LungLesionQuant.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LungLesionQuantLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
+        self.ui.updateButton.connect("clicked(bool)", self.onUpdateMeasurements)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.removeObservers()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None):
+        p = self._parameterNode
+        self.ui.segmentButton.enabled = bool(p and p.inputVolume)
+        self.ui.updateButton.enabled = bool(p and p.inputVolume and p.segmentation)
+        self.ui.exportButton.enabled = bool(p and p.inputVolume and p.segmentation and self.ui.exportDirectoryButton.directory)
+        self.ui.tableView.setMRMLTableNode(p.table if p else None)
+
+    def _showWarnings(self, warnings):
+        self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
+
+    def onSegment(self):
+        if not self.logic.ensureDependencies(interactive=True):
+            return
+        p = self._parameterNode
+        dialog = slicer.util.createProgressDialog(labelText="Segmenting lungs and lesions...", maximum=100)
+        dialog.setCancelButtonText("Cancel")
+
+        def progress(stage, done, total):
+            dialog.labelText = f"{stage}: {done}/{total} slices"
+            dialog.value = int(100 * done / max(total, 1))
+            slicer.app.processEvents()
+            if dialog.wasCanceled:
+                raise Cancelled()
+
+        with slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
+            try:
+                seg, table, measured = self.logic.process(p.inputVolume, p.device, progress)
+            except Cancelled:
+                slicer.util.showStatusMessage("Segmentation cancelled.", 3000)
+                return
+            finally:
+                dialog.close()
+            p.segmentation, p.table = seg, table
+            seg.CreateClosedSurfaceRepresentation()
+            self._showWarnings(measured.warnings)
+
+    def onUpdateMeasurements(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Measuring failed.", waitCursor=True):
+            table, measured = self.logic.updateMeasurements(p.segmentation, p.inputVolume, p.table)
+            p.table = table
+            self._showWarnings(measured.warnings)
+
+    def onExport(self):
+        p = self._parameterNode
+        folder = self.ui.exportDirectoryButton.directory
+        case_dir = os.path.join(folder, p.inputVolume.GetName())
+        overwrite = False
+        if os.path.exists(os.path.join(case_dir, "segmentation.seg.nrrd")):
+            if not slicer.util.confirmYesNoDisplay(f"{case_dir} already holds results. Replace them? "
+                                                   "(Files changed since they were written are kept as backups.)"):
+                return
+            overwrite = True
+        with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
+            result = self.logic.export(p.segmentation, p.inputVolume, folder, overwrite)
+            slicer.util.showStatusMessage(f"Exported to {result.out_dir}", 5000)
+
+
+class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
+    """Calls the core; usable from scripts: ``LungLesionQuantLogic().process(volumeNode)``."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._cascades = {}
+
+    def getParameterNode(self):
+        return LungLesionQuantParameterNode(super().getParameterNode())
+
+    def ensureDependencies(self, interactive=False):
+        """Install the pinned packages the core needs, only after the user agrees."""
+        from LungLesionQuantLib.dependencies import missing_requirements
+
+        missing = missing_requirements()
+        if not missing:
+            return True
+        if interactive and not slicer.util.confirmOkCancelDisplay(
+                "LungLesionQuant needs these Python packages, which will be installed now:\n" + "\n".join(missing)):
+            return False
+        if not interactive:
+            raise RuntimeError(f"missing Python packages {', '.join(missing)}; install them with slicer.util.pip_install")
+        slicer.util.pip_install(missing)
+        return True
+
+    def _cascade(self, device):
+        from LungLesionQuantLib.cascade import Cascade
+
+        if device not in self._cascades:
+            self._cascades[device] = Cascade(device=device)
+        return self._cascades[device]
+
+    def process(self, inputVolume, device="auto", progress=None):
+        """Segment ``inputVolume``: returns (new segmentation node, new table node, measured)."""
+        from LungLesionQuantLib.scene import segment_volume_node
+
+        self.ensureDependencies(interactive=False)
+        seg, table, measured = segment_volume_node(slicer.mrmlScene, inputVolume, self._cascade(device), progress)
+        seg.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
+        return seg, table, measured
+
+    def updateMeasurements(self, segmentationNode, referenceVolume, tableNode=None):
+        from LungLesionQuantLib.scene import measure_segmentation
+
+        return measure_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, tableNode)
+
+    def export(self, segmentationNode, referenceVolume, folder, overwrite=False):
+        from LungLesionQuantLib.scene import export_segmentation
+
+        return export_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, folder,
+                                   dicom_files=self.dicomFiles(referenceVolume), overwrite=overwrite)
+
+    @staticmethod
+    def dicomFiles(volumeNode):
+        """The DICOM files a volume was loaded from (empty when it did not come from DICOM)."""
+        uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+        if not uids or not getattr(slicer, "dicomDatabase", None):
+            return []
+        files = [slicer.dicomDatabase.fileForInstance(uid) for uid in uids]
+        return files if all(files) else []
+
+
+class LungLesionQuantTest(ScriptedLoadableModuleTest):
+    """Runs the real cascade on the bundled sample CT inside Slicer."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_segment_and_update()
+
+    def test_segment_and_update(self):
+        self.delayDisplay("Loading the sample CT")
+        path = os.path.join(_REPO, "Resources", "Sample", "ricord_000082_sample.nii.gz")
+        volume = slicer.util.loadVolume(path)
+        logic = LungLesionQuantLogic()
+        logic.ensureDependencies(interactive=False)
+        seg, table, measured = logic.process(volume, device="cpu")
+        names = [seg.GetSegmentation().GetNthSegment(i).GetName() for i in range(seg.GetSegmentation().GetNumberOfSegments())]
+        self.assertEqual(names, ["LungN", "GGO", "Cons"])
+        self.assertTrue(3000 < measured.row["lung_volume_cm3"] < 8000)
+        table, again = logic.updateMeasurements(seg, volume, table)
+        self.assertAlmostEqual(again.row["lesion_volume_cm3"], measured.row["lesion_volume_cm3"], places=6)
+        self.delayDisplay("Test passed")

@@ -1,0 +1,68 @@
+"""Headless batch run inside Slicer (or any Python with the core installed):
+
+    Slicer --no-main-window --python-script LungLesionQuant/LungLesionQuantBatch.py -- \
+        --input CT1.nii.gz DICOM_FOLDER ... [--input-dir FOLDER_OF_CASES] --output OUT
+
+Writes exactly the per-case layout of ``lunglesionquant segment``, goes on past a broken
+case, and exits with status 0 (all done), 1 (some case failed) or 2 (usage or setup error).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="LungLesionQuantBatch.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", nargs="*", default=[], help="CT files or DICOM folders, one case each")
+    parser.add_argument("--input-dir", action="append", default=[], help="a folder whose every file / subfolder is a case")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--report", action="store_true")
+    parser.add_argument("--dicom-seg", action="store_true")
+    args = parser.parse_args([a for a in argv if a != "--"])
+
+    from LungLesionQuantLib.dependencies import missing_requirements
+
+    missing = missing_requirements()
+    if missing:
+        print(f"LungLesionQuantBatch: missing Python packages {', '.join(missing)}; expected them installed "
+              "(open the LungLesionQuant module once in Slicer and accept the install)", file=sys.stderr)
+        return 2
+    from LungLesionQuantLib.cli import main
+    from LungLesionQuantLib.pipeline import case_inputs
+
+    inputs = list(args.input) + [str(p) for folder in args.input_dir for p in case_inputs(folder)]
+    if not inputs:
+        parser.error("no cases: give --input and/or --input-dir")
+    flags = [flag for flag, on in (("--overwrite", args.overwrite), ("--report", args.report), ("--dicom-seg", args.dicom_seg)) if on]
+    return main(["segment", *inputs, "-o", args.output, "--device", args.device, *flags])
+
+
+def exit_with(status: int) -> None:
+    """Leave Slicer (its application object) or plain Python with ``status``."""
+    try:
+        import slicer
+
+        app = getattr(slicer, "app", None)
+    except ImportError:
+        app = None
+    if app is not None:
+        slicer.util.exit(status)
+    else:
+        sys.exit(status)
+
+
+if __name__ == "__main__":
+    try:
+        status = run(sys.argv[1:])
+    except SystemExit as exc:  # argparse errors and --help
+        status = exc.code if isinstance(exc.code, int) else 2
+    exit_with(status)

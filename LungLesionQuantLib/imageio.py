@@ -1,0 +1,166 @@
+"""Reading a chest CT from what a user has: a DICOM folder, a volume file, or a 2D slice image.
+
+Everything comes back as a SimpleITK image in HU (float32), with a note of what was read.
+What is not a CT in HU is refused with a one-line :class:`InputError` naming what was found.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .preprocessing import grey8_to_hu
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+# Air is about -1000 HU; every chest CT in HU has voxels far below this.
+MIN_AIR_HU = -500.0
+
+
+@dataclass
+class LoadedCT:
+    """A CT in HU and where it came from."""
+
+    image: sitk.Image
+    source: str
+    kind: str  # "dicom", "volume" or "slice-image"
+    note: str = ""
+    dicom_files: list[str] = field(default_factory=list)
+
+
+def case_name(path: str | os.PathLike) -> str:
+    """The case name used for output folders: the file or folder name without its suffix."""
+    name = Path(path).name
+    for suffix in VOLUME_SUFFIXES + SLICE_IMAGE_SUFFIXES + DICOM_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_ct(path: str | os.PathLike) -> LoadedCT:
+    """Read a CT from a DICOM folder, a DICOM file, a volume file or a 2D PNG/JPG slice."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder; expected a DICOM folder, a NIfTI/NRRD/MHA volume or a PNG/JPG slice")
+    if path.is_dir():
+        loaded = _read_dicom_folder(path)
+    elif path.name.lower().endswith(SLICE_IMAGE_SUFFIXES):
+        loaded = _read_slice_image(path)
+    elif path.name.lower().endswith(VOLUME_SUFFIXES + DICOM_SUFFIXES):
+        loaded = _read_volume_file(path)
+    else:
+        raise InputError(f"{path}: unrecognised file type '{path.suffix}'; expected a DICOM folder, .nii/.nii.gz/.nrrd/.mha, .dcm or .png/.jpg")
+    check_hu(loaded.image, loaded.source)
+    return loaded
+
+
+def _read_dicom_folder(folder: Path) -> LoadedCT:
+    """Pick the axial CT series with the most slices among all series below ``folder``."""
+    series: list[tuple[str, list[str], str]] = []
+    for root, _dirs, files in os.walk(folder, followlinks=True):
+        if not files:
+            continue
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(root) or ():
+            names = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(root, uid))
+            series.append((uid, names, _dicom_tag(names[0], "0008|0060").strip().upper()))
+    if not series:
+        raise InputError(f"{folder}: found no DICOM series; expected a folder of CT DICOM files")
+    ct = [s for s in series if s[2] == "CT"]
+    if not ct:
+        found = ", ".join(sorted({s[2] or "unknown" for s in series}))
+        raise InputError(f"{folder}: found DICOM of modality {found}; expected CT")
+    uid, names, _ = max(ct, key=lambda s: len(s[1]))
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(names)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{folder}: DICOM series {uid} could not be read ({_first_line(exc)}); expected a readable CT series") from None
+    note = f"DICOM series {uid} ({len(names)} slices)"
+    if len(series) > 1:
+        note += f", chosen as the CT series with most slices among {len(series)} series"
+    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(folder), "dicom", note, names)
+
+
+def _read_volume_file(path: Path) -> LoadedCT:
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path}: could not be read as an image ({_first_line(exc)}); expected a CT volume") from None
+    kind = "volume"
+    files: list[str] = []
+    if path.name.lower().endswith(DICOM_SUFFIXES):
+        modality = _dicom_tag(str(path), "0008|0060").strip().upper()
+        if modality and modality != "CT":
+            raise InputError(f"{path}: found DICOM of modality {modality}; expected CT")
+        kind, files = "dicom", [str(path)]
+    _check_scalar(image, path)
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries(image)
+    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(path), kind, f"{image.GetSize()} voxels", files)
+
+
+def _read_slice_image(path: Path) -> LoadedCT:
+    """An 8-bit lung-window slice: HU by inverting the lung window, 1 mm pixels."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{path}: could not be read as an image ({_first_line(exc)})") from None
+    grey = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        channels = grey[..., :3].astype(np.int16)
+        if np.abs(channels - channels[..., :1]).max() > 2:
+            raise InputError(f"{path}: found a colour image; expected a greyscale lung-window CT slice")
+        grey = channels[..., 0]
+    if grey.ndim != 2:
+        raise InputError(f"{path}: found an image of shape {grey.shape}; expected a single 2D slice")
+    hu = sitk.GetImageFromArray(grey8_to_hu(grey)[None])
+    hu.SetSpacing((1.0, 1.0, 1.0))
+    return LoadedCT(hu, str(path), "slice-image", "8-bit slice: HU = g/255*1500-1350 (lung window assumed), 1 mm pixels")
+
+
+def _check_scalar(image: sitk.Image, path: Path) -> None:
+    components = image.GetNumberOfComponentsPerPixel()
+    if components != 1:
+        raise InputError(f"{path}: found {components} components per voxel (colour or vector data); expected a single-channel CT in HU")
+    if image.GetDimension() not in (2, 3):
+        raise InputError(f"{path}: found a {image.GetDimension()}D image; expected a 3D CT volume")
+
+
+def check_hu(image: sitk.Image, source: str) -> None:
+    """Refuse an image that cannot be a CT in HU: a CT always holds air, far below -500 HU."""
+    array = sitk.GetArrayViewFromImage(image)
+    if array.size == 0:
+        raise InputError(f"{source}: the image is empty; expected a CT")
+    lo, hi = float(array.min()), float(array.max())
+    if lo > MIN_AIR_HU:
+        hint = " (8-bit greyscale data; pass it as a .png/.jpg slice instead)" if lo >= 0 and hi <= 255 else ""
+        raise InputError(f"{source}: found values {lo:g}..{hi:g}{hint}; expected a CT in HU with air near -1000")
+
+
+def _dicom_tag(filename: str, tag: str) -> str:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(filename)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return ""
+    return reader.GetMetaData(tag) if reader.HasMetaDataKey(tag) else ""
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def to_lps(image: sitk.Image) -> sitk.Image:
+    """The same voxels indexed (i→left, j→posterior, k→superior): radiological axial slices."""
+    return sitk.DICOMOrient(image, "LPS")

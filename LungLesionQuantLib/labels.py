@@ -1,0 +1,47 @@
+"""The label scheme shared by every output: values, names, colours and terminology.
+
+One definition, so that the NIfTI label map (0/1/2/3), the Slicer segments and the tables
+can never disagree about what a number means.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKGROUND = 0
+LUNG_NORMAL = 1
+GGO = 2
+CONS = 3
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    """One output segment: its label value, name, display colour and coded terminology.
+
+    Codes: SNOMED CT for lung and consolidation, DICOM CID 6104 (DCM 112120) for ground glass.
+    """
+
+    value: int
+    name: str
+    color: tuple[float, float, float]
+    category: tuple[str, str, str]
+    type: tuple[str, str, str]
+
+    def terminology_entry(self) -> str:
+        """Slicer's terminology string (as stored in a .seg.nrrd ``SegmentN_Tags`` field)."""
+        cat = "^".join(self.category)
+        typ = "^".join(self.type)
+        return f"Segmentation category and type - 3D Slicer General Anatomy list~{cat}~{typ}~^^~Anatomic codes - DICOM master list~^^~^^"
+
+
+_ANATOMY = ("SCT", "123037004", "Anatomical Structure")
+_MORPH = ("SCT", "49755003", "Morphologically Altered Structure")
+
+# Colours follow Bartoli et al. 2022, Fig. 3: normal lung purple, GGO green, consolidation yellow.
+SEGMENTS: tuple[SegmentSpec, ...] = (
+    SegmentSpec(LUNG_NORMAL, "LungN", (0.50, 0.30, 0.75), _ANATOMY, ("SCT", "39607008", "Lung")),
+    SegmentSpec(GGO, "GGO", (0.20, 0.80, 0.20), _MORPH, ("DCM", "112120", "Ground glass opacity")),
+    SegmentSpec(CONS, "Cons", (1.00, 0.90, 0.10), _MORPH, ("SCT", "95436008", "Lung consolidation")),
+)
+
+SEGMENT_BY_NAME = {s.name: s for s in SEGMENTS}
+SEGMENT_BY_VALUE = {s.value: s for s in SEGMENTS}

@@ -1,0 +1,64 @@
+"""The overlay montage: axial lung-window slices with LungN, GGO and Cons drawn over them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
+from .labels import SEGMENTS  # noqa: E402
+from .preprocessing import hu_to_unit  # noqa: E402
+
+ALPHA = 0.45
+
+
+def pick_slices(labels: np.ndarray, count: int) -> list[int]:
+    """Evenly spaced slices through the lungs, each nudged to the nearby slice with most lesion."""
+    rows = np.flatnonzero(labels.any(axis=(1, 2)))
+    if rows.size == 0:
+        return sorted(set(np.linspace(0, labels.shape[0] - 1, min(count, labels.shape[0])).astype(int).tolist()))
+    picks = np.unique(np.quantile(rows, np.linspace(0.1, 0.9, count)).astype(int))
+    lesion_area = (labels >= 2).sum(axis=(1, 2))
+    half = max(1, (rows[-1] - rows[0]) // (4 * count))
+    chosen = []
+    for z in picks:
+        lo, hi = max(rows[0], z - half), min(rows[-1], z + half)
+        chosen.append(int(lo + np.argmax(lesion_area[lo:hi + 1])))
+    return sorted(set(chosen))
+
+
+def render_rgb(hu_slice: np.ndarray, label_slice: np.ndarray) -> np.ndarray:
+    """One slice as RGB floats: lung-window grey with the segment colours blended in."""
+    grey = hu_to_unit(hu_slice)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    for spec in SEGMENTS:
+        mask = label_slice == spec.value
+        rgb[mask] = (1 - ALPHA) * rgb[mask] + ALPHA * np.array(spec.color)
+    return rgb
+
+
+def write_overlay(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float],
+                  path: Path, title: str, count: int = 8) -> None:
+    """Write a PNG montage of up to ``count`` axial slices (radiological orientation)."""
+    slices = pick_slices(labels, count)
+    cols = min(4, len(slices))
+    nrows = int(np.ceil(len(slices) / cols))
+    aspect = spacing_xyz[1] / spacing_xyz[0]
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows * min(2.0, aspect * hu.shape[1] / hu.shape[2]) + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, z in zip(axes.ravel(), slices):
+        ax.imshow(render_rgb(hu[z], labels[z]), aspect=aspect, interpolation="nearest")
+        ax.set_title(f"slice {z + 1}/{hu.shape[0]}", fontsize=8)
+    handles = [Patch(color=s.color, label=s.name) for s in SEGMENTS]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

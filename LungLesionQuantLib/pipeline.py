@@ -1,0 +1,212 @@
+"""One CT in, the per-case output folder out; and batches that go on past a broken case.
+
+The per-case layout is a public contract (README, "Output layout"):
+``labels.nii.gz`` (0 background, 1 LungN, 2 GGO, 3 Cons, input geometry),
+``segmentation.seg.nrrd``, ``measurements.csv``, ``overlay.png``, plus ``provenance.json``,
+and on request ``report.pdf`` and ``segmentation.dcm`` (DICOM SEG, for DICOM input).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from . import __version__, mrml
+from .atomic import atomic_path
+from .cascade import Cascade, Progress
+from .errors import LungLesionQuantError, OutputExistsError
+from .dicom_seg import write_dicom_seg
+from .exports import write_segmentation, write_table, write_volume
+from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
+from .overlay import write_overlay
+from .report import write_report
+from .quantify import measure_labels, measurement_columns
+
+LABELS_FILE = "labels.nii.gz"
+SEGMENTATION_FILE = "segmentation.seg.nrrd"
+MEASUREMENTS_FILE = "measurements.csv"
+OVERLAY_FILE = "overlay.png"
+PROVENANCE_FILE = "provenance.json"
+REPORT_FILE = "report.pdf"
+DICOM_SEG_FILE = "segmentation.dcm"
+GUARDED_FILES = (SEGMENTATION_FILE, LABELS_FILE)
+
+
+@dataclass
+class CaseResult:
+    case: str
+    input: str
+    out_dir: Path
+    measurements: dict
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class CaseFailure:
+    case: str
+    input: str
+    error: str
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def segment_image(image: sitk.Image, cascade: Cascade, progress: Progress | None = None) -> sitk.Image:
+    """The 0/1/2/3 label image of a CT in HU, on exactly the CT's voxel grid."""
+    lps = to_lps(image)
+    labels = cascade.segment(sitk.GetArrayFromImage(lps), progress)
+    label_lps = sitk.GetImageFromArray(labels)
+    label_lps.CopyInformation(lps)
+    return sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def protect_existing(out_dir: Path, overwrite: bool) -> list[str]:
+    """Refuse to replace earlier results unless asked; even then, keep any edited file as a backup.
+
+    A file counts as edited when its checksum differs from the one this tool recorded.
+    """
+    present = [name for name in GUARDED_FILES if (out_dir / name).exists()]
+    if not present:
+        return []
+    if not overwrite:
+        raise OutputExistsError(f"{out_dir} already holds {', '.join(present)}; expected an empty case folder (pass --overwrite to replace; edited files are kept as backups)")
+    recorded = {}
+    if (out_dir / PROVENANCE_FILE).exists():
+        recorded = json.loads((out_dir / PROVENANCE_FILE).read_text()).get("written", {})
+    notes = []
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for name in present:
+        path = out_dir / name
+        if recorded.get(name) != sha256(path):
+            stem, _, suffix = name.partition(".")
+            backup = out_dir / f"{stem}.edited-{stamp}.{suffix}"
+            path.rename(backup)
+            notes.append(f"{name} had been changed since it was written; kept as {backup.name}")
+    return notes
+
+
+@dataclass
+class CaseOutputs:
+    """What goes into a case folder besides the CT: its label image, and optionally the
+    segmentation node to save as is (a person's edited one) and extra files to write."""
+
+    label_image: sitk.Image
+    scene: object = None
+    seg_node: object = None
+    warnings: list[str] = field(default_factory=list)
+    report: bool = False
+    dicom_files: list[str] = field(default_factory=list)
+
+
+def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: Path, source: str = "",
+               overwrite: bool = False, model_hashes: dict | None = None) -> CaseResult:
+    """Write the per-case layout for a CT and its labels; returns the measurements.
+
+    Adds ``report.pdf`` when asked, and ``segmentation.dcm`` (DICOM SEG) when the CT's
+    DICOM files are given.
+    """
+    start = time.time()
+    notes = protect_existing(out_dir, overwrite)
+    label_lps = to_lps(outputs.label_image)
+    row = {"case": case, **measure_labels(sitk.GetArrayViewFromImage(label_lps), label_lps.GetSpacing())}
+    scene, seg_node = outputs.scene, outputs.seg_node
+    if seg_node is None:
+        scene = mrml.new_scene()
+        ct_node = mrml.volume_node(scene, ct_image, case)
+        seg_node = mrml.segmentation_node(scene, mrml.volume_node(scene, outputs.label_image, f"{case}_labels", labelmap=True),
+                                          ct_node, f"{case}_segmentation")
+    label_node = mrml.volume_node(scene, outputs.label_image, f"{case}_labels_export", labelmap=True)
+    written = [write_volume(label_node, out_dir / LABELS_FILE), write_segmentation(seg_node, out_dir / SEGMENTATION_FILE)]
+    scene.RemoveNode(label_node)
+    table = mrml.table_node(scene, [row], f"{case}_measurements")
+    written.append(write_table(table, out_dir / MEASUREMENTS_FILE))
+    scene.RemoveNode(table)
+    ct_lps = to_lps(ct_image)
+    hu, labels, spacing = sitk.GetArrayViewFromImage(ct_lps), sitk.GetArrayViewFromImage(label_lps), ct_lps.GetSpacing()
+    title = f"{case}: lung {row['lung_volume_cm3']:.0f} cm³, lesion extent {row['lesion_extent_pct']:.1f} % (GGO {row['GGO_extent_pct']:.1f} %, Cons {row['Cons_extent_pct']:.1f} %)"
+    write_overlay(hu, labels, spacing, out_dir / OVERLAY_FILE, title)
+    written.append(out_dir / OVERLAY_FILE)
+    if outputs.report:
+        written.append(write_report(hu, labels, spacing, row, out_dir / REPORT_FILE, title, outputs.warnings))
+    if outputs.dicom_files:
+        written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, out_dir / DICOM_SEG_FILE))
+    provenance = {
+        "tool": "LungLesionQuant", "version": __version__, "input": source,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": model_hashes or {},
+        "notes": notes, "warnings": outputs.warnings, "written": {p.name: sha256(p) for p in written},
+    }
+    with atomic_path(out_dir / PROVENANCE_FILE) as tmp:
+        tmp.write_text(json.dumps(provenance, indent=2))
+    return CaseResult(case, source, out_dir, row, notes, time.time() - start)
+
+
+def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool = False,
+                 progress: Progress | None = None, report: bool = False, dicom_seg: bool = False) -> CaseResult:
+    """Read, segment, measure and write one case into ``out_root/<case>/``."""
+    start = time.time()
+    case = case_name(path)
+    loaded = read_ct(path)
+    if not overwrite:
+        protect_existing(out_root / case, overwrite=False)
+    outputs = CaseOutputs(segment_image(loaded.image, cascade, progress), report=report,
+                          dicom_files=loaded.dicom_files if dicom_seg else [])
+    result = write_case(case, loaded.image, outputs, out_root / case, f"{loaded.source} ({loaded.note})", overwrite, cascade.model_hashes())
+    result.notes.insert(0, loaded.note)
+    result.seconds = time.time() - start
+    return result
+
+
+def write_cohort_table(out_root: Path) -> Path:
+    """``OUT/measurements.csv``: one row for every case folder of OUT that has measurements."""
+    frames = [pd.read_csv(p) for p in sorted(out_root.glob(f"*/{MEASUREMENTS_FILE}"))]
+    rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
+    rows = [{"case": str(r["case"]), **{c: float(r[c]) for c in measurement_columns()}} for r in rows]
+    scene = mrml.new_scene()
+    return write_table(mrml.table_node(scene, rows, "measurements"), out_root / MEASUREMENTS_FILE)
+
+
+def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, overwrite: bool = False,
+                  on_case: Callable[[str], None] | None = None, progress: Progress | None = None,
+                  report: bool = False, dicom_seg: bool = False) -> tuple[list[CaseResult], list[CaseFailure]]:
+    """Segment many inputs; a failing case is recorded and the others go on."""
+    results: list[CaseResult] = []
+    failures: list[CaseFailure] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        case = case_name(path)
+        if on_case:
+            on_case(case)
+        if case in seen:
+            failures.append(CaseFailure(case, str(path), f"case name '{case}' is also that of {seen[case]} in this run; expected distinct names"))
+            continue
+        seen[case] = path
+        try:
+            results.append(segment_case(Path(path), out_root, cascade, overwrite, progress, report, dicom_seg))
+        except LungLesionQuantError as exc:
+            failures.append(CaseFailure(case, str(path), str(exc)))
+        except Exception as exc:  # a broken case must not stop the batch; the message names it
+            failures.append(CaseFailure(case, str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    if results:
+        write_cohort_table(out_root)
+    return results, failures
+
+
+def case_inputs(folder: Path) -> list[Path]:
+    """Each entry of a folder of cases: volume/slice files and subfolders (DICOM series), sorted."""
+    suffixes = VOLUME_SUFFIXES + SLICE_IMAGE_SUFFIXES + DICOM_SUFFIXES
+    return sorted(p for p in Path(folder).iterdir()
+                  if not p.name.startswith(".") and (p.is_dir() or p.name.lower().endswith(suffixes)))

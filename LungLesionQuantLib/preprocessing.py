@@ -1,0 +1,94 @@
+"""Slice preprocessing shared by training and inference, so the two can never drift.
+
+Every network sees a lung-window slice scaled to [0, 1], padded to a square and resized.
+The lung window (level -600 HU, width 1500 HU) is the one under which the 8-bit training
+slices were published, so an 8-bit grey value g maps to HU as ``g / 255 * 1500 - 1350``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+WINDOW_LOW_HU = -1350.0
+WINDOW_HIGH_HU = 150.0
+
+
+def hu_to_unit(hu: np.ndarray) -> np.ndarray:
+    """Map HU to [0, 1] under the lung window (float32)."""
+    unit = (np.asarray(hu, dtype=np.float32) - WINDOW_LOW_HU) / (WINDOW_HIGH_HU - WINDOW_LOW_HU)
+    return np.clip(unit, 0.0, 1.0, out=unit)
+
+
+def grey8_to_hu(grey: np.ndarray) -> np.ndarray:
+    """Invert the lung window of an 8-bit export (an assumption: the true window is unknown)."""
+    return np.asarray(grey, dtype=np.float32) / 255.0 * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU
+
+
+@dataclass(frozen=True)
+class SquareFit:
+    """Where a square network input came from: a box (rows r0:r1, cols c0:c1) of a slice.
+
+    The box is padded symmetrically to a square of side ``side`` and resized to ``size``.
+    """
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    size: int
+
+    @property
+    def side(self) -> int:
+        return max(self.r1 - self.r0, self.c1 - self.c0)
+
+    @property
+    def pads(self) -> tuple[int, int]:
+        """Padding added above and to the left of the box."""
+        return (self.side - (self.r1 - self.r0)) // 2, (self.side - (self.c1 - self.c0)) // 2
+
+
+def fit_box(slices: np.ndarray, fit: SquareFit, order: int = 1, pad_value: float = 0.0) -> np.ndarray:
+    """Cut ``fit``'s box out of (N, H, W) slices, pad to a square and resize to (N, size, size)."""
+    box = slices[:, fit.r0:fit.r1, fit.c0:fit.c1]
+    pr, pc = fit.pads
+    side = fit.side
+    square = np.full((box.shape[0], side, side), pad_value, dtype=np.float32)
+    square[:, pr:pr + box.shape[1], pc:pc + box.shape[2]] = box
+    zoom = fit.size / side
+    return ndimage.zoom(square, (1, zoom, zoom), order=order, mode="nearest", grid_mode=True)
+
+
+def unfit_box(maps: np.ndarray, fit: SquareFit, shape: tuple[int, int], order: int = 1) -> np.ndarray:
+    """Inverse of :func:`fit_box` for (N, size, size) maps: back into (N, H, W), zero outside the box."""
+    side = fit.side
+    zoom = side / fit.size
+    square = ndimage.zoom(maps.astype(np.float32), (1, zoom, zoom), order=order, mode="nearest", grid_mode=True)
+    pr, pc = fit.pads
+    out = np.zeros((maps.shape[0],) + tuple(shape), dtype=np.float32)
+    h, w = fit.r1 - fit.r0, fit.c1 - fit.c0
+    out[:, fit.r0:fit.r1, fit.c0:fit.c1] = square[:, pr:pr + h, pc:pc + w]
+    return out
+
+
+def whole_slice_fit(shape: tuple[int, int], size: int) -> SquareFit:
+    """The fit that takes a whole slice of ``shape``."""
+    return SquareFit(0, int(shape[0]), 0, int(shape[1]), size)
+
+
+def bounding_fit(mask: np.ndarray, size: int, margin: float = 0.08) -> SquareFit | None:
+    """The fit around the in-plane bounding box of a (N, H, W) mask, widened by ``margin``.
+
+    One box for the whole volume keeps the lungs at the scale of the training crops, which
+    were cut around both lungs of a CT. Returns None when the mask is empty.
+    """
+    plane = mask.any(axis=0)
+    if not plane.any():
+        return None
+    rows = np.flatnonzero(plane.any(axis=1))
+    cols = np.flatnonzero(plane.any(axis=0))
+    h, w = plane.shape
+    dr = int(round((rows[-1] - rows[0] + 1) * margin))
+    dc = int(round((cols[-1] - cols[0] + 1) * margin))
+    return SquareFit(max(0, rows[0] - dr), min(h, rows[-1] + 1 + dr), max(0, cols[0] - dc), min(w, cols[-1] + 1 + dc), size)

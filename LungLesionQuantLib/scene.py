@@ -1,0 +1,121 @@
+"""What the Slicer module does to a scene, callable without the GUI and tested with slicer-core.
+
+- :func:`segment_volume_node` — a CT volume node in, a *new* segmentation node and a table
+  node out (an existing, possibly edited, segmentation is never replaced).
+- :func:`labels_from_segmentation` / :func:`measure_segmentation` — re-measure a segmentation
+  as it is now, after Segment Editor edits. Segments are found by terminology, else by name.
+  Defined results for irregular edits (each also returned as a warning):
+  a missing segment counts as empty; a voxel in several segments counts once, with priority
+  Cons > GGO > LungN; lesion not touching LungN (e.g. painted outside the lung) still counts,
+  as lesion and so as lung, since lung = LungN + GGO + Cons.
+- :func:`export_segmentation` — the CLI's per-case layout from the node as it is, plus the
+  report and, for a CT that came from DICOM, a DICOM SEG.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from scipy import ndimage
+
+from . import mrml
+from .cascade import Cascade, Progress
+from .imageio import check_hu, to_lps
+from .labels import SEGMENTS
+from .pipeline import CaseOutputs, CaseResult, segment_image, write_case
+from .quantify import measure_labels
+
+
+@dataclass
+class Measured:
+    """A segmentation's label map on the reference grid, its measures, and what was irregular."""
+
+    label_image: sitk.Image
+    row: dict
+    warnings: list[str]
+
+
+def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress | None = None):
+    """Segment a CT volume node; returns (new segmentation node, new table node, Measured)."""
+    name = volume_node.GetName()
+    image = mrml.image_from_volume_node(volume_node)
+    check_hu(image, f"volume '{name}'")
+    label_image = segment_image(sitk.Cast(image, sitk.sitkFloat32), cascade, progress)
+    label_node = mrml.volume_node(scene, label_image, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
+    seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"))
+    scene.RemoveNode(label_node)
+    table, measured = measure_segmentation(scene, seg_node, volume_node)
+    return seg_node, table, measured
+
+
+def _segment_mask(seg_node, segment_id: str, reference_node) -> np.ndarray:
+    scene = seg_node.GetScene()
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    ids = vtk.vtkStringArray()
+    ids.InsertNextValue(segment_id)
+    slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(seg_node, ids, labelmap, reference_node)
+    mask = slicer.util.arrayFromVolume(labelmap) > 0
+    scene.RemoveNode(labelmap)
+    return mask
+
+
+def labels_from_segmentation(seg_node, reference_node) -> tuple[sitk.Image, list[str]]:
+    """The 0/1/2/3 label image of a segmentation node on the reference volume's grid."""
+    reference = mrml.image_from_volume_node(reference_node)
+    voxel_cm3 = float(np.prod(reference.GetSpacing())) / 1000.0
+    shape = sitk.GetArrayViewFromImage(reference).shape
+    ids = mrml.find_segment_ids(seg_node)
+    warnings = []
+    masks = {}
+    for spec in SEGMENTS:
+        if ids[spec.name] is None:
+            warnings.append(f"segment {spec.name} is missing: counted as empty")
+            masks[spec.value] = np.zeros(shape, bool)
+        else:
+            masks[spec.value] = _segment_mask(seg_node, ids[spec.name], reference_node)
+    count = sum(m.astype(np.uint8) for m in masks.values())
+    if (count > 1).any():
+        warnings.append(f"{(count > 1).sum() * voxel_cm3:.2f} cm³ lie in more than one segment: counted once (Cons over GGO over LungN)")
+    labels = np.zeros(shape, np.uint8)
+    for spec in SEGMENTS:  # ascending value: later (higher) labels win overlaps
+        labels[masks[spec.value]] = spec.value
+    lesion = labels >= 2
+    regions, n = ndimage.label(lesion)
+    if n:
+        touching = np.unique(regions[ndimage.binary_dilation(labels == 1) & lesion])
+        outside = lesion & ~np.isin(regions, touching[touching > 0])
+        if outside.any():
+            warnings.append(f"{outside.sum() * voxel_cm3:.2f} cm³ of lesion do not touch LungN (outside the lung?): counted as lesion and lung")
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(reference)
+    return image, warnings
+
+
+def measure_segmentation(scene, seg_node, reference_node, table_node=None):
+    """Measure a segmentation as it is now; fills ``table_node`` (or a new one). Returns (table, Measured)."""
+    label_image, warnings = labels_from_segmentation(seg_node, reference_node)
+    lps = to_lps(label_image)
+    row = {"case": reference_node.GetName(), **measure_labels(sitk.GetArrayViewFromImage(lps), lps.GetSpacing())}
+    fresh = mrml.table_node(scene, [row], scene.GenerateUniqueName(f"{reference_node.GetName()} measurements"))
+    if table_node is None:
+        table_node = fresh
+    else:
+        table_node.GetTable().DeepCopy(fresh.GetTable())
+        table_node.Modified()
+        scene.RemoveNode(fresh)
+    return table_node, Measured(label_image, row, warnings)
+
+
+def export_segmentation(scene, seg_node, reference_node, folder: Path, case: str | None = None,
+                        dicom_files: list[str] | None = None, overwrite: bool = False) -> CaseResult:
+    """Write ``folder/<case>/`` as the CLI does, from the node as edited, plus ``report.pdf`` and DICOM SEG."""
+    case = case or reference_node.GetName()
+    label_image, warnings = labels_from_segmentation(seg_node, reference_node)
+    outputs = CaseOutputs(label_image, scene=scene, seg_node=seg_node, warnings=warnings, report=True,
+                          dicom_files=list(dicom_files or []))
+    return write_case(case, mrml.image_from_volume_node(reference_node), outputs, Path(folder) / case,
+                      source=f"volume node '{reference_node.GetName()}'", overwrite=overwrite)

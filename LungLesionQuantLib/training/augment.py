@@ -1,0 +1,81 @@
+"""Batched augmentation on torch tensors: cheap enough for CPU training.
+
+Geometry: any of the 8 flips/transposes (the published slices come in mixed orientations),
+rotation, zoom and shift. Intensity: lung-window jitter (the true window of the 8-bit slices
+is unknown), gamma, and Gaussian noise standing in for low-dose noise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    zoom: tuple[float, float] = (0.85, 1.2)
+    rotate_deg: float = 15.0
+    shift: float = 0.08
+    window_shift: float = 0.06
+    window_scale: tuple[float, float] = (0.85, 1.15)
+    gamma: tuple[float, float] = (0.8, 1.25)
+    noise_std: float = 0.04
+
+
+def _dihedral(t: torch.Tensor, code: int) -> torch.Tensor:
+    if code & 1:
+        t = t.flip(-1)
+    if code & 2:
+        t = t.flip(-2)
+    if code & 4:
+        t = t.transpose(-1, -2)
+    return t
+
+
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+def augment(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch: image (B, 1, S, S) in [0, 1], label (B, 1, S, S) integer classes."""
+    b = image.shape[0]
+    codes = torch.randint(0, 8, (b,), generator=gen).tolist()
+    image = torch.stack([_dihedral(image[i], c) for i, c in enumerate(codes)])
+    label = torch.stack([_dihedral(label[i], c) for i, c in enumerate(codes)])
+
+    scale = 1.0 / _uniform(b, *cfg.zoom, gen)
+    angle = _uniform(b, -cfg.rotate_deg, cfg.rotate_deg, gen) * math.pi / 180.0
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = scale * torch.cos(angle)
+    theta[:, 0, 1] = -scale * torch.sin(angle)
+    theta[:, 1, 0] = scale * torch.sin(angle)
+    theta[:, 1, 1] = scale * torch.cos(angle)
+    theta[:, :, 2] = _uniform(2 * b, -cfg.shift, cfg.shift, gen).view(b, 2)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).long()
+
+    offset = _uniform(b, -cfg.window_shift, cfg.window_shift, gen).view(b, 1, 1, 1)
+    width = _uniform(b, *cfg.window_scale, gen).view(b, 1, 1, 1)
+    gamma = _uniform(b, *cfg.gamma, gen).view(b, 1, 1, 1)
+    image = ((image - offset) / width).clamp(0.0, 1.0) ** gamma
+    sigma = _uniform(b, 0.0, cfg.noise_std, gen).view(b, 1, 1, 1)
+    image = image + sigma * torch.randn(image.shape, generator=gen)
+    return image, label
+
+
+def perturb_mask(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Grow or shrink a (B, 1, S, S) binary mask by a pixel or two, as a predicted lesion would be."""
+    out = []
+    for m in mask:
+        k = int(torch.randint(0, 5, (1,), generator=gen))
+        m = m[None].float()
+        if k in (1, 2):
+            m = F.max_pool2d(m, 2 * k + 1, stride=1, padding=k)
+        elif k in (3, 4):
+            r = k - 2
+            m = 1.0 - F.max_pool2d(1.0 - m, 2 * r + 1, stride=1, padding=r)
+        out.append(m[0])
+    return torch.stack(out)

@@ -1,0 +1,129 @@
+"""Write the model card of each bundled model from its training record and the CV results.
+
+``python -m LungLesionQuantLib.training.model_cards`` (after training and ``crossval``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..cascade import DEFAULT_MODEL_DIR
+from .train import stage_specs
+
+PREPROCESSING = ("Axial slices in radiological orientation (LPS: patient right on the image left, anterior up). "
+                 "HU clipped to the lung window (level -600, width 1500) and scaled to [0, 1] "
+                 "(`LungLesionQuantLib.preprocessing.hu_to_unit`); the region padded to a square and resized "
+                 "(linear) to {size}×{size}. The same code prepares training and inference slices.")
+
+STAGES = {
+    "lung": {
+        "title": "Lung stage",
+        "input": "1 channel: a whole axial slice.",
+        "output": "2 classes (background, lung); softmax; lung where p > 0.5 after resizing back.",
+        "data": ("Whole axial slices in HU, and the same slices cropped to the box around the lungs of their "
+                 "volume (the framing of published 2D slices): TCIA MIDRC-RICORD-1A 419639-000082 (COVID-19, "
+                 "255 slices, CC BY-NC 4.0), TCIA Lung-PET-CT-Dx A0001 (lung cancer, 64 slices, CC BY 4.0), and "
+                 "12 TCIA COVID-19-NY-SBU slices checked by eye (6 with lung, 6 below the lungs; CC BY 4.0)."),
+        "labels": ("Derived, not drawn: `LungLesionQuantLib.training.lung_labels.derive_lung_mask`. Inside the "
+                   "body (largest region > -500 HU, holes filled per slice), air < -400 HU; 3D regions under a "
+                   "tenth of the largest (bowel gas) dropped; small regions near the midline (trachea, main "
+                   "bronchi) dropped; each slice closed with a 3 mm disk and holes filled (vessels and enclosed "
+                   "consolidation become lung). Each NY-SBU slice was checked by eye: slices where dense disease "
+                   "defeats the rule were left out; slices below the lungs were labelled empty."),
+        "limits": ("The HU rule cuts dense peripheral consolidation out of the lung labels; the cascade adds "
+                   "the lesions found by the lesion stage back to the lung. Only 12 patients; no expert lung "
+                   "masks were available, so lung accuracy is measured against derived labels only."),
+    },
+    "lesion": {
+        "title": "Lesion stage (GGO ∪ consolidation)",
+        "input": "1 channel: the slice cropped to one box around both lungs of the volume (8 % margin).",
+        "output": "2 classes (background, lesion); lesion where p > 0.5, kept only where it touches the lung (3D).",
+        "data": ("50 slices with radiologist labels of GGO and consolidation (MedSeg / SIRM, via COVID-SemiSeg, "
+                 "Fan et al. 2020), half of each batch; 677 slices of 6 Coronacases patients with infection "
+                 "masks by two radiologists verified by a senior one (Ma et al., Zenodo 3757476, CC BY-NC-SA), "
+                 "the other half. 8-bit lung-window exports read as unit = g / 255 (HU ≈ g/255×1500−1350: "
+                 "the true window is unknown — an assumption, hence the window jitter)."),
+        "labels": "As published: GGO and Cons merged into one lesion label; infection masks as they are.",
+        "limits": ("2D only; trained on 56 patients' slices; the 50 GGO/Cons slices have no patient ids, so "
+                   "cross-validation is by slice (slices of one patient may fall in both train and test folds)."),
+    },
+    "type": {
+        "title": "Type stage (GGO vs consolidation)",
+        "input": "2 channels: the lesion-stage crop, and the lesion mask (ground truth in training, perturbed by ±1–2 px).",
+        "output": "3 classes (background, GGO, Cons); inside the lesion, Cons where p(Cons) > p(GGO), else GGO.",
+        "data": "The 50 radiologist-labelled GGO/Cons slices (MedSeg / SIRM via COVID-SemiSeg).",
+        "labels": "As published by the radiologist: 1 GGO, 2 consolidation.",
+        "limits": ("Only 50 labelled slices: consolidation is the least reliable label (Bartoli et al. also "
+                   "found Cons hardest). No HU prior relative to the pulmonary artery is used."),
+    },
+}
+
+
+def _cv_table(cv: dict) -> str:
+    lines = ["| setting | label | Dice mean ± SD (empty-in-both skipped) | n | empty in both | Dice with empty-in-both = 1 | per-fold means |",
+             "|---|---|---|---|---|---|---|"]
+    for setting, measures in cv.items():
+        for name, s in measures.items():
+            folds = ", ".join(f"{v:.3f}" for v in s["fold_means"] if v is not None)
+            lines.append(f"| {setting} | {name} | {s['mean']:.3f} ± {s['sd']:.3f} | {s['n']} | {s['empty_both']} | "
+                         f"{s['mean_empty_as_1']:.3f} ± {s['sd_empty_as_1']:.3f} | {folds} |")
+    return "\n".join(lines)
+
+
+def write_cards(model_dir: Path) -> list[Path]:
+    cv_path = model_dir / "crossval.json"
+    cv = json.loads(cv_path.read_text()) if cv_path.exists() else None
+    written = []
+    for stage, info in STAGES.items():
+        record = json.loads((model_dir / f"{stage}.train.json").read_text())
+        aug = ", ".join(f"{k} {v}" for k, v in record["augment"].items())
+        if stage == "lung":
+            metrics = ("No expert lung masks exist in the training data. Measured by the tests and the "
+                       "benchmark: adult lung volumes on the RICORD CT, agreement with the derived labels.")
+        elif cv:
+            metrics = ("5-fold cross-validation on the 50 GGO/Cons slices (`python -m LungLesionQuantLib.training.crossval`); "
+                       "each fold's held-out slices run through the ONNX cascade with that fold's lesion and type "
+                       "models. *cascade*: the full cascade, lung stage included; *given-lung*: the slice itself as "
+                       "the lung region. Dice per slice.\n\n" + _cv_table(cv))
+        else:
+            metrics = "Cross-validation not run yet."
+        text = f"""# Model card: {info['title']} (`{stage}.onnx`)
+
+Part of LungLesionQuant's cascade lung → lesion → type (Bartoli et al. 2022).
+
+## Network and I/O
+- MONAI 2D U-Net, channels {', '.join(map(str, (16, 32, 64, 128, 256)))}, strides 2, instance norm, PReLU; ONNX opset 17,
+  input `image` N×{record['in_channels']}×{record['input_size']}×{record['input_size']} float32, output `logits` N×{len(record['classes'])}×{record['input_size']}×{record['input_size']}.
+- Input: {info['input']}
+- Output: {info['output']}
+- Preprocessing: {PREPROCESSING.format(size=record['input_size'])}
+
+## Training data
+{info['data']}
+
+## How the training labels were made
+{info['labels']}
+
+## Training
+{record['steps']} steps of batch {record['batch']}, AdamW (lr {record['lr']}, one-cycle), Dice + cross-entropy
+(class weights {stage_specs(1.0)[stage].ce_weight}), seed {record['seed']}, on {record['device']} in {record['seconds']:.0f} s;
+final loss {record['final_loss']}. Augmentation: any flip/transpose, {aug}.
+Rebuild: `python -m LungLesionQuantLib.training --data ../shared/data`.
+
+## Accuracy
+{metrics}
+
+## Limitations
+{info['limits']} Not a medical device: results must be checked by a radiologist.
+"""
+        path = model_dir / f"{stage}.md"
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_cards(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_MODEL_DIR):
+        print(p)
+    sys.exit(0)

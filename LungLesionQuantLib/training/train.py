@@ -1,0 +1,105 @@
+"""Training loops of the three stages, shared by the final models and the cross-validation folds.
+
+Stages (the cascade of :mod:`LungLesionQuantLib.cascade`):
+- ``lung``: whole slice → background / lung.
+- ``lesion``: lung crop → background / lesion (GGO ∪ Cons).
+- ``type``: lung crop + lesion mask → background / GGO / Cons.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+
+from .augment import AugmentConfig, augment, perturb_mask
+from .network import build_unet, export_onnx
+
+
+@dataclass
+class StageSpec:
+    """What a stage learns: its inputs, classes and training recipe."""
+
+    name: str
+    in_channels: int
+    classes: list[str]
+    ce_weight: list[float]
+    steps: int
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    lr: float = 2e-3
+    batch: int = 16
+
+
+SIZE = 192
+
+
+def stage_specs(scale: float) -> dict[str, StageSpec]:
+    """The recipe of each stage; ``scale`` multiplies the steps (a quick run uses less)."""
+    return {
+        "lung": StageSpec("lung", 1, ["background", "lung"], [1.0, 1.0], max(20, int(600 * scale))),
+        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(800 * scale))),
+        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(700 * scale))),
+    }
+
+
+@dataclass
+class Pool:
+    """One source of training slices and its share of each batch."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    share: float
+
+
+def _batch(pools: list[Pool], n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    shares = torch.tensor([p.share for p in pools], dtype=torch.float64)
+    which = torch.multinomial(shares, n, replacement=True, generator=gen).tolist()
+    xs, ys = [], []
+    for k in which:
+        i = int(torch.randint(0, len(pools[k].images), (1,), generator=gen))
+        xs.append(pools[k].images[i])
+        ys.append(pools[k].labels[i])
+    return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ys).astype(np.int64))[:, None]
+
+
+def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
+                log: Callable[[str], None] = print) -> dict:
+    """Train one stage and export ``out`` (ONNX). Returns a record of the run."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_unet(spec.in_channels, len(spec.classes)).to(device)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, weight=torch.tensor(spec.ce_weight, device=device))
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=spec.steps, pct_start=0.15)
+    start, losses = time.time(), []
+    model.train()
+    for step in range(spec.steps):
+        image, label = _batch(pools, spec.batch, gen)
+        image, label = augment(image, label, spec.augment, gen)
+        if spec.in_channels == 2:
+            image = torch.cat([image, perturb_mask((label > 0).float(), gen)], dim=1)
+        image, label = image.to(device), label.to(device)
+        loss = loss_fn(model(image), label)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % 50 == 0 or step + 1 == spec.steps:
+            log(f"{out.name} step {step + 1}/{spec.steps} loss {np.mean(losses[-50:]):.4f} {time.time() - start:.0f}s")
+    size = int(pools[0].images.shape[-1])
+    record = {"stage": spec.name, "classes": spec.classes, "in_channels": spec.in_channels, "input_size": size,
+              "steps": spec.steps, "batch": spec.batch, "lr": spec.lr, "ce_weight": spec.ce_weight, "seed": seed, "device": str(device),
+              "seconds": round(time.time() - start, 1), "final_loss": round(float(np.mean(losses[-50:])), 4),
+              "augment": asdict(spec.augment), "pools": [{"slices": len(p.images), "share": p.share} for p in pools]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export_onnx(model.cpu(), out, spec.in_channels, size, {"llq_stage": spec.name, "llq_classes": spec.classes,
+                                                            "llq_input_size": size, "llq_preprocessing": "lung-window-unit-v1"})
+    out.with_suffix(".train.json").write_text(json.dumps(record, indent=2))
+    return record

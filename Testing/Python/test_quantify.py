@@ -1,0 +1,33 @@
+"""Volumes and extents are exact on phantoms whose volumes are known analytically."""
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LungLesionQuantLib.quantify import measure_image, measure_labels, measurement_columns
+from conftest import box_phantom
+
+
+def test_phantom_volumes_and_extents_are_exact(phantom):
+    image, expected = phantom
+    measured = measure_image(image)
+    for key, value in expected.items():
+        assert measured[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+    assert set(measured) == set(measurement_columns())
+
+
+def test_sides_follow_the_patient_not_the_array():
+    # Flip the x axis in the array and in the direction: same patient, so same right/left volumes.
+    image, expected = box_phantom()
+    flipped = sitk.Flip(image, [True, False, False])
+    assert flipped.GetDirection()[0] == -1.0
+    measured = measure_image(flipped)
+    assert measured["right_GGO_volume_cm3"] == pytest.approx(expected["right_GGO_volume_cm3"], rel=1e-12)
+    assert measured["left_Cons_volume_cm3"] == pytest.approx(expected["left_Cons_volume_cm3"], rel=1e-12)
+
+
+def test_extents_of_an_empty_lung_are_undefined_not_zero():
+    measured = measure_labels(np.zeros((3, 4, 5), np.uint8), (1.0, 1.0, 1.0))
+    assert measured["lung_volume_cm3"] == 0.0
+    assert math.isnan(measured["lesion_extent_pct"]) and math.isnan(measured["left_GGO_extent_pct"])

@@ -1,0 +1,41 @@
+"""The real RICORD COVID-19 CT and the lung-cancer CT, end to end through the CLI."""
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import slicerio
+from scipy import ndimage
+
+from LungLesionQuantLib.cli import main
+from LungLesionQuantLib.imageio import to_lps
+from conftest import shared
+
+
+@pytest.fixture(scope="module")
+def ricord_run(tmp_path_factory):
+    source = shared("dicom/ricord_1a_000082")
+    out = tmp_path_factory.mktemp("ricord")
+    assert main(["segment", str(source), "-o", str(out), "--device", "cpu"]) == 0
+    return out / "ricord_1a_000082"
+
+
+def test_ricord_outputs_and_adult_lung_volume(ricord_run):
+    seg = slicerio.read_segmentation(str(ricord_run / "segmentation.seg.nrrd"))
+    assert [s["name"] for s in seg["segments"]] == ["LungN", "GGO", "Cons"]
+    row = pd.read_csv(ricord_run / "measurements.csv").iloc[0]
+    assert 3000 < row["lung_volume_cm3"] < 8000
+    assert 0.35 < row["right_lung_volume_cm3"] / row["lung_volume_cm3"] < 0.65
+
+
+def test_ricord_peripheral_ground_glass_is_found(ricord_run):
+    labels = to_lps(sitk.ReadImage(str(ricord_run / "labels.nii.gz")))
+    array = sitk.GetArrayFromImage(labels)
+    spacing = labels.GetSpacing()[::-1]
+    lesion = array >= 2
+    lesion_cm3 = lesion.sum() * np.prod(spacing) / 1000
+    assert lesion_cm3 > 20, f"only {lesion_cm3:.1f} cm3 of lesion found"
+    assert (array == 2).sum() > (array == 3).sum(), "the opacities of this CT are mostly ground glass"
+    # peripheral: most lesion voxels lie within 20 mm of the lung's outer surface
+    lung = array > 0
+    depth = np.stack([ndimage.distance_transform_edt(s, sampling=spacing[1:]) for s in lung])
+    assert np.median(depth[lesion]) < 20.0

@@ -1,0 +1,150 @@
+"""The module's logic on real MRML nodes: segment, edit segments, re-measure, export, re-run."""
+import highdicom as hd
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+import SimpleITK as sitk
+import slicer
+import slicerio
+import vtk
+from vtk.util import numpy_support
+
+from LungLesionQuantLib import mrml
+from LungLesionQuantLib.imageio import read_ct
+from LungLesionQuantLib.scene import export_segmentation, measure_segmentation, segment_volume_node
+from conftest import SAMPLE_CT, shared
+
+
+def set_segment_mask(seg_node, segment_id, mask, reference_node):
+    """Replace a segment's binary labelmap, as the Segment Editor's effects do."""
+    image = slicer.vtkOrientedImageData()
+    nz, ny, nx = mask.shape
+    image.SetDimensions(nx, ny, nz)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(nz, ny, nx)[:] = mask
+    matrix = vtk.vtkMatrix4x4()
+    reference_node.GetIJKToRASMatrix(matrix)
+    image.SetImageToWorldMatrix(matrix)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    assert logic.SetBinaryLabelmapToSegment(image, seg_node, segment_id, logic.MODE_REPLACE, image.GetExtent())
+
+
+def segment_mask(seg_node, name, reference_node):
+    from LungLesionQuantLib.scene import _segment_mask
+
+    return _segment_mask(seg_node, mrml.find_segment_ids(seg_node)[name], reference_node)
+
+
+@pytest.fixture(scope="module")
+def segmented(cascade):
+    scene = mrml.new_scene()
+    ct = mrml.volume_node(scene, read_ct(SAMPLE_CT).image, "sample")
+    seg, table, measured = segment_volume_node(scene, ct, cascade)
+    return scene, ct, seg, table, measured
+
+
+def test_segment_creates_named_segments_and_a_table(segmented):
+    scene, ct, seg, table, measured = segmented
+    assert set(mrml.find_segment_ids(seg).values()) == set(seg.GetSegmentation().GetSegmentIDs())
+    frame = slicer.util.dataframeFromTable(table)
+    assert frame["case"].tolist() == ["sample"]
+    assert 3000 < frame["lung_volume_cm3"][0] < 8000
+    assert frame["GGO_volume_cm3"][0] == pytest.approx(measured.row["GGO_volume_cm3"])
+    assert measured.warnings == []
+
+
+def test_edits_change_the_table_by_exactly_the_edited_volume(segmented, cascade):
+    scene, ct, _, _, _ = segmented
+    seg, table, before = segment_volume_node(scene, ct, cascade)
+    voxel_cm3 = np.prod(ct.GetSpacing()) / 1000
+    ggo = segment_mask(seg, "GGO", ct)
+    lung_n = segment_mask(seg, "LungN", ct)
+    cons = segment_mask(seg, "Cons", ct)
+    # erase every GGO voxel in the lower half of the slices
+    erase = np.zeros_like(ggo)
+    erase[: ggo.shape[0] // 2] = True
+    erased = int((ggo & erase).sum())
+    assert erased > 0
+    set_segment_mask(seg, mrml.find_segment_ids(seg)["GGO"], ggo & ~erase, ct)
+    # paint a block of normal lung as Cons, taking it out of LungN (the editor's "overwrite other segments")
+    z, y, x = np.argwhere(lung_n)[len(np.argwhere(lung_n)) // 2]
+    paint = np.zeros_like(cons)
+    paint[z - 1:z + 2, y - 3:y + 4, x - 3:x + 4] = True
+    painted = int((paint & lung_n).sum())
+    set_segment_mask(seg, mrml.find_segment_ids(seg)["Cons"], cons | (paint & lung_n), ct)
+    set_segment_mask(seg, mrml.find_segment_ids(seg)["LungN"], lung_n & ~paint, ct)
+    table, after = measure_segmentation(scene, seg, ct, table)
+    a, b = after.row, before.row
+    assert a["GGO_volume_cm3"] - b["GGO_volume_cm3"] == pytest.approx(-erased * voxel_cm3, rel=1e-9)
+    assert a["Cons_volume_cm3"] - b["Cons_volume_cm3"] == pytest.approx(painted * voxel_cm3, rel=1e-9)
+    assert a["LungN_volume_cm3"] - b["LungN_volume_cm3"] == pytest.approx(-painted * voxel_cm3, rel=1e-9)
+    assert a["lung_volume_cm3"] - b["lung_volume_cm3"] == pytest.approx(-erased * voxel_cm3, rel=1e-9)
+    assert slicer.util.dataframeFromTable(table)["Cons_volume_cm3"][0] == pytest.approx(a["Cons_volume_cm3"])
+    assert after.warnings == []
+
+
+def test_irregular_edits_get_warnings_and_defined_results(segmented, cascade):
+    scene, ct, _, _, _ = segmented
+    seg, _, before = segment_volume_node(scene, ct, cascade)
+    voxel_cm3 = np.prod(ct.GetSpacing()) / 1000
+    lung_n = segment_mask(seg, "LungN", ct)
+    ggo = segment_mask(seg, "GGO", ct)
+    # overlap: paint Cons over normal lung without removing it from LungN
+    z, y, x = np.argwhere(lung_n)[0]
+    overlap = np.zeros_like(lung_n)
+    overlap[z, y, x] = True
+    cons = segment_mask(seg, "Cons", ct)
+    set_segment_mask(seg, mrml.find_segment_ids(seg)["Cons"], cons | overlap, ct)
+    # lesion outside the lung: a GGO block in a corner of the volume, far from any lung
+    outside = np.zeros_like(ggo)
+    outside[:2, :3, :3] = True
+    set_segment_mask(seg, mrml.find_segment_ids(seg)["GGO"], ggo | outside, ct)
+    _, measured = measure_segmentation(scene, seg, ct)
+    text = " | ".join(measured.warnings)
+    assert "more than one segment" in text and "do not touch LungN" in text
+    assert measured.row["Cons_volume_cm3"] == pytest.approx(before.row["Cons_volume_cm3"] + voxel_cm3, rel=1e-9)
+    assert measured.row["GGO_volume_cm3"] == pytest.approx(before.row["GGO_volume_cm3"] + 18 * voxel_cm3, rel=1e-9)
+    # a deleted segment counts as empty
+    seg.GetSegmentation().RemoveSegment(mrml.find_segment_ids(seg)["Cons"])
+    _, measured = measure_segmentation(scene, seg, ct)
+    assert "segment Cons is missing" in " | ".join(measured.warnings)
+    assert measured.row["Cons_volume_cm3"] == 0.0
+
+
+def test_a_second_run_leaves_the_edited_node_untouched(segmented, cascade):
+    scene, ct, seg, _, _ = segmented
+    ggo = segment_mask(seg, "GGO", ct)
+    edited = ggo.copy()
+    edited[ggo.shape[0] // 2:] = False
+    set_segment_mask(seg, mrml.find_segment_ids(seg)["GGO"], edited, ct)
+    second, _, _ = segment_volume_node(scene, ct, cascade)
+    assert second is not seg and second.GetName() != seg.GetName()
+    assert np.array_equal(segment_mask(seg, "GGO", ct), edited)
+
+
+def test_export_round_trips_seg_nrrd_nifti_and_dicom_seg(cascade, tmp_path):
+    loaded = read_ct(shared("dicom/lung_pet_ct_dx_A0001"))
+    scene = mrml.new_scene()
+    ct = mrml.volume_node(scene, loaded.image, "A0001")
+    seg, _, measured = segment_volume_node(scene, ct, cascade)
+    result = export_segmentation(scene, seg, ct, tmp_path, dicom_files=loaded.dicom_files)
+    case = tmp_path / "A0001"
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "labels.nii.gz")))
+    assert np.array_equal(labels, sitk.GetArrayFromImage(measured.label_image))
+    read = slicerio.read_segmentation(str(case / "segmentation.seg.nrrd"))
+    assert [s["name"] for s in read["segments"]] == ["LungN", "GGO", "Cons"]
+    assert pd.read_csv(case / "measurements.csv")["lung_volume_cm3"][0] == pytest.approx(result.measurements["lung_volume_cm3"])
+    assert (case / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    dicom_seg = hd.seg.segread(str(case / "segmentation.dcm"))
+    assert [d.SegmentLabel for d in dicom_seg.SegmentSequence] == ["LungN", "GGO", "Cons"]
+    sources = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in loaded.dicom_files),
+                     key=lambda ds: float(ds.ImagePositionPatient[2]))
+    z_order = np.argsort([ct_index(loaded.image, ds) for ds in sources])
+    pixels = dicom_seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=[ds.SOPInstanceUID for ds in sources], combine_segments=True, relabel=False)
+    assert np.array_equal(pixels[z_order], labels)
+
+
+def ct_index(image, ds):
+    return image.TransformPhysicalPointToIndex(tuple(float(v) for v in ds.ImagePositionPatient))[2]

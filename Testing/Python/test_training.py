@@ -1,0 +1,56 @@
+"""Training pieces on real data: derived lung labels, augmentation, a short run that exports."""
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from LungLesionQuantLib.cascade import StageModel
+from LungLesionQuantLib.imageio import read_ct, to_lps
+from LungLesionQuantLib.training.augment import AugmentConfig, augment, perturb_mask
+from LungLesionQuantLib.training.datasets import load_semiseg_train
+from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask
+from LungLesionQuantLib.training.network import unet_from_onnx
+from LungLesionQuantLib.training.train import Pool, StageSpec, train_stage
+from conftest import shared
+
+
+def test_derived_lung_labels_are_an_adult_lung_without_bowel_gas():
+    image = to_lps(read_ct(shared("dicom/lung_pet_ct_dx_A0001")).image)
+    hu = sitk.GetArrayFromImage(image)
+    lung = derive_lung_mask(hu, image.GetSpacing()[::-1])
+    litres = lung.sum() * np.prod(image.GetSpacing()) / 1e6
+    assert 3.0 < litres < 8.0
+    # the lowest slice holds the upper abdomen with gas in the bowel: none of it is lung
+    gas_inside_body = (hu[0] < -400) & body_mask(hu[:1])[0]
+    assert gas_inside_body.sum() > 500 and not lung[0].any()
+
+
+def test_augment_keeps_shapes_and_classes():
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(4, 1, 64, 64)
+    label = torch.zeros(4, 1, 64, 64, dtype=torch.long)
+    label[:, :, 20:40, 20:40] = 2
+    out_image, out_label = augment(image, label, AugmentConfig(), gen)
+    assert out_image.shape == image.shape and out_label.shape == label.shape
+    assert set(out_label.unique().tolist()) <= {0, 2}
+    grown = perturb_mask((label > 0).float(), gen)
+    assert grown.shape == label.shape
+
+
+def test_a_short_training_run_exports_a_model_the_cascade_loads(tmp_path):
+    data = shared("semiseg_train").parent
+    semiseg, native = load_semiseg_train(data, size=64)
+    assert len(native) == 50 and set(np.unique(semiseg.labels)) == {0, 1, 2}
+    spec = StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], steps=3, batch=4)
+    record = train_stage(spec, [Pool(semiseg.images, semiseg.labels, 1.0)], tmp_path / "type.onnx", log=lambda m: None)
+    assert record["steps"] == 3 and json.loads((tmp_path / "type.train.json").read_text())["stage"] == "type"
+    stage = StageModel.load(tmp_path / "type.onnx", ["CPUExecutionProvider"], 1)
+    assert stage.size == 64 and stage.classes == ["background", "GGO", "Cons"]
+    x = np.random.default_rng(0).random((3, 2, 64, 64), dtype=np.float32)
+    probs = stage.probabilities(x, batch_size=2)
+    assert probs.shape == (3, 3, 64, 64) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        eager = torch.softmax(unet_from_onnx(tmp_path / "type.onnx")(torch.from_numpy(x)), dim=1).numpy()
+    assert np.abs(eager - probs).max() < 1e-4
