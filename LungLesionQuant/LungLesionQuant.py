@@ -63,6 +63,9 @@ class LungLesionQuantParameterNode:
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     segmentation: vtkMRMLSegmentationNode
     table: vtkMRMLTableNode
+    referenceSegmentation: vtkMRMLSegmentationNode
+    testSegmentation: vtkMRMLSegmentationNode
+    agreementTable: vtkMRMLTableNode
 
 
 class Cancelled(Exception):
@@ -89,6 +92,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
         self.ui.updateButton.connect("clicked(bool)", self.onUpdateMeasurements)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.ui.compareButton.connect("clicked(bool)", self.onCompareNodes)
+        self.ui.compareFoldersButton.connect("clicked(bool)", self.onCompareFolders)
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -131,6 +136,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.updateButton.enabled = bool(p and p.inputVolume and p.segmentation)
         self.ui.exportButton.enabled = bool(p and p.inputVolume and p.segmentation and self.ui.exportDirectoryButton.directory)
         self.ui.tableView.setMRMLTableNode(p.table if p else None)
+        self.ui.compareButton.enabled = bool(p and p.inputVolume and p.referenceSegmentation and p.testSegmentation)
+        self.ui.agreementTableView.setMRMLTableNode(p.agreementTable if p else None)
 
     def _showWarnings(self, warnings):
         self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
@@ -181,6 +188,27 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
             result = self.logic.export(p.segmentation, p.inputVolume, folder, overwrite)
             slicer.util.showStatusMessage(f"Exported to {result.out_dir}", 5000)
+
+
+    def onCompareNodes(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Comparison failed.", waitCursor=True):
+            table, row, warnings = self.logic.compareNodes(p.referenceSegmentation, p.testSegmentation, p.inputVolume, p.agreementTable)
+            p.agreementTable = table
+            self.ui.agreementStatusLabel.text = "\n".join(["Empty-in-both labels have no Dice (see status)."] + warnings)
+
+    def onCompareFolders(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Cohort comparison failed.", waitCursor=True):
+            table, written, result = self.logic.compareFolders(self.ui.referenceFolderButton.directory,
+                                                               self.ui.testFolderButton.directory,
+                                                               self.ui.agreementOutputButton.directory, p.agreementTable)
+            p.agreementTable = table
+            plot = next((str(path) for name, path in written.items() if name.endswith("lesion_extent_pct.png")), None)
+            if plot:
+                self.ui.blandAltmanLabel.setPixmap(qt.QPixmap(plot).scaledToWidth(380))
+            self.ui.agreementStatusLabel.text = (f"{len(result.per_case)} cases compared, {len(result.missing)} missing, "
+                                                 f"{len(result.failures)} failed; files in {self.ui.agreementOutputButton.directory}")
 
 
 class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
@@ -234,6 +262,17 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
 
         return export_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, folder,
                                    dicom_files=self.dicomFiles(referenceVolume), overwrite=overwrite)
+
+    def compareNodes(self, referenceSegmentation, testSegmentation, referenceVolume, tableNode=None):
+        from LungLesionQuantLib.scene import compare_segmentation_nodes
+
+        return compare_segmentation_nodes(slicer.mrmlScene, referenceSegmentation, testSegmentation, referenceVolume, tableNode)
+
+    def compareFolders(self, referenceFolder, testFolder, outputFolder, tableNode=None):
+        """The cohort study of ``lunglesionquant agreement``; the Table-2 summary as a table node."""
+        from LungLesionQuantLib.scene import compare_folders_to_table
+
+        return compare_folders_to_table(slicer.mrmlScene, referenceFolder, testFolder, outputFolder, tableNode)
 
     @staticmethod
     def dicomFiles(volumeNode):

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
 from tqdm import tqdm
 
 from .cascade import DEFAULT_MODEL_DIR, Cascade
@@ -24,7 +25,7 @@ def _segment(args: argparse.Namespace) -> int:
         bar.set_postfix_str(case)
 
     def progress(stage: str, done: int, total: int) -> None:
-        bar.set_postfix_str(f"{state['case']}: {stage} {done}/{total} slices")
+        bar.set_postfix_str(f"{state['case']}: {stage} {done}/{total} slices", refresh=False)
 
     results, failures = segment_batch(args.inputs, args.output, cascade, args.overwrite, on_case, progress,
                                       report=args.report, dicom_seg=args.dicom_seg)
@@ -43,6 +44,23 @@ def _segment(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _agreement(args: argparse.Namespace) -> int:
+    from .agreement import compare_folders, write_study
+
+    result = compare_folders(args.reference, args.test)
+    if result.per_case.empty:
+        print(f"lunglesionquant: error: no case of {args.reference} is also in the test folders; expected matching case names", file=sys.stderr)
+        return 2
+    written = write_study(result, args.output)
+    if "table2.csv" in written:
+        print(pd.read_csv(written["table2.csv"], index_col=0).to_string())
+    for line in (args.output / "notes.txt").read_text().splitlines():
+        if line.startswith(("Missing:", "Failed:")):
+            print(line)
+    print(f"{len(result.per_case)} case comparisons, {len(result.missing)} missing, {len(result.failures)} failed -> {args.output}")
+    return 1 if result.failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lunglesionquant", description="Segment and measure COVID-19 lung lesions on chest CT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--report", action="store_true", help="also write OUT/<case>/report.pdf (overlay montage and table)")
     seg.add_argument("--dicom-seg", action="store_true", help="also write OUT/<case>/segmentation.dcm (DICOM SEG) for DICOM input")
     seg.set_defaults(run=_segment)
+
+    agr = sub.add_parser("agreement", help="compare segmentations with a reference: Dice, distances, volumes, Table 2, Bland-Altman",
+                         description="Folders hold case folders as 'segment' writes them (<case>/labels.nii.gz or "
+                                     "<case>/segmentation.seg.nrrd) or bare label maps <case>.nii.gz / <case>.seg.nrrd; "
+                                     "cases are matched by name. Writes per_case.csv, summary.csv, table2.csv, missing.csv, "
+                                     "notes.txt and bland_altman_*.png.")
+    agr.add_argument("--reference", type=Path, required=True, metavar="DIR")
+    agr.add_argument("--test", type=Path, action="append", required=True, metavar="DIR", help="a test set; repeat for several")
+    agr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    agr.set_defaults(run=_agreement)
     return parser
 
 

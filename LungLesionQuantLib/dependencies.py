@@ -15,6 +15,10 @@ REQUIREMENTS = {
     "matplotlib": "matplotlib==3.11.2",
     "highdicom": "highdicom==0.28.2",
     "tqdm": "tqdm==4.70.1",
+    "slicerio": "slicerio==1.4.0",
+    "statsmodels": "statsmodels==0.15.0",
+    "sklearn": "scikit-learn==1.9.1",
+    "pingouin": "pingouin==0.7.0",
 }
 
 

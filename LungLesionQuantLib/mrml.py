@@ -112,9 +112,15 @@ def find_segment_ids(seg_node) -> dict[str, str | None]:
     return found
 
 
-def table_node(scene, rows: list[dict], name: str):
-    """A table node with one row per dict; numbers become double columns, the rest strings."""
-    node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+def table_node(scene, rows: list[dict], name: str, node=None):
+    """A table node with one row per dict; numbers become double columns, the rest strings.
+
+    With ``node``, that table node's content is replaced instead (the module's tables are
+    updated in place, so views showing them follow).
+    """
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    node.RemoveAllColumns()
     table = node.GetTable()
     columns = list(rows[0].keys()) if rows else []
     for col in columns:

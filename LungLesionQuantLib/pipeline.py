@@ -68,7 +68,7 @@ def sha256(path: Path) -> str:
 def segment_image(image: sitk.Image, cascade: Cascade, progress: Progress | None = None) -> sitk.Image:
     """The 0/1/2/3 label image of a CT in HU, on exactly the CT's voxel grid."""
     lps = to_lps(image)
-    labels = cascade.segment(sitk.GetArrayFromImage(lps), progress)
+    labels = cascade.segment(sitk.GetArrayFromImage(lps), progress, spacing_yx=lps.GetSpacing()[1::-1])
     label_lps = sitk.GetImageFromArray(labels)
     label_lps.CopyInformation(lps)
     return sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)

@@ -9,16 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 WINDOW_LOW_HU = -1350.0
 WINDOW_HIGH_HU = 150.0
 
 
+def clip_to_window(hu: np.ndarray) -> np.ndarray:
+    """HU clipped to the lung window (float32). Resizing commutes with the linear map to [0, 1],
+    so inference clips the full slices and scales only the small network inputs."""
+    return np.clip(np.asarray(hu, dtype=np.float32), WINDOW_LOW_HU, WINDOW_HIGH_HU)
+
+
+def window_to_unit(clipped: np.ndarray) -> np.ndarray:
+    """Windowed HU (see :func:`clip_to_window`) to [0, 1]."""
+    return (clipped - np.float32(WINDOW_LOW_HU)) / np.float32(WINDOW_HIGH_HU - WINDOW_LOW_HU)
+
+
 def hu_to_unit(hu: np.ndarray) -> np.ndarray:
     """Map HU to [0, 1] under the lung window (float32)."""
-    unit = (np.asarray(hu, dtype=np.float32) - WINDOW_LOW_HU) / (WINDOW_HIGH_HU - WINDOW_LOW_HU)
-    return np.clip(unit, 0.0, 1.0, out=unit)
+    return window_to_unit(clip_to_window(hu))
 
 
 def grey8_to_hu(grey: np.ndarray) -> np.ndarray:
@@ -61,14 +72,22 @@ def fit_box(slices: np.ndarray, fit: SquareFit, order: int = 1, pad_value: float
 
 
 def unfit_box(maps: np.ndarray, fit: SquareFit, shape: tuple[int, int], order: int = 1) -> np.ndarray:
-    """Inverse of :func:`fit_box` for (N, size, size) maps: back into (N, H, W), zero outside the box."""
-    side = fit.side
-    zoom = side / fit.size
-    square = ndimage.zoom(maps.astype(np.float32), (1, zoom, zoom), order=order, mode="nearest", grid_mode=True)
+    """Inverse of :func:`fit_box` for (N, size, size) maps: back into (N, H, W), zero outside the box.
+
+    Resampled by SimpleITK (multithreaded; the pixel-centre convention of ``fit_box``), and
+    only over the box, since this runs on every slice at full resolution.
+    """
+    scale = fit.side / fit.size
     pr, pc = fit.pads
-    out = np.zeros((maps.shape[0],) + tuple(shape), dtype=np.float32)
+    small = sitk.GetImageFromArray(np.ascontiguousarray(maps, dtype=np.float32))
+    small.SetSpacing((scale, scale, 1.0))
+    small.SetOrigin((0.5 * scale - 0.5 - pc, 0.5 * scale - 0.5 - pr, 0.0))
     h, w = fit.r1 - fit.r0, fit.c1 - fit.c0
-    out[:, fit.r0:fit.r1, fit.c0:fit.c1] = square[:, pr:pr + h, pc:pc + w]
+    interpolator = sitk.sitkLinear if order == 1 else sitk.sitkNearestNeighbor
+    box = sitk.Resample(small, (int(w), int(h), int(maps.shape[0])), sitk.Transform(), interpolator, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0),
+                        small.GetDirection(), 0.0, sitk.sitkFloat32)
+    out = np.zeros((maps.shape[0],) + tuple(shape), dtype=np.float32)
+    out[:, fit.r0:fit.r1, fit.c0:fit.c1] = sitk.GetArrayViewFromImage(box)
     return out
 
 

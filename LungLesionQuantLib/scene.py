@@ -10,6 +10,7 @@
   as lesion and so as lung, since lung = LungN + GGO + Cons.
 - :func:`export_segmentation` — the CLI's per-case layout from the node as it is, plus the
   report and, for a CT that came from DICOM, a DICOM SEG.
+- :func:`compare_segmentation_nodes` — observer agreement of two segmentation nodes.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from . import mrml
 from .cascade import Cascade, Progress
 from .imageio import check_hu, to_lps
 from .labels import SEGMENTS
+from .agreement import compare_folders, summarise, table2, write_study
+from .overlap import LABEL_GROUPS, compare
 from .pipeline import CaseOutputs, CaseResult, segment_image, write_case
 from .quantify import measure_labels
 
@@ -84,9 +87,10 @@ def labels_from_segmentation(seg_node, reference_node) -> tuple[sitk.Image, list
     for spec in SEGMENTS:  # ascending value: later (higher) labels win overlaps
         labels[masks[spec.value]] = spec.value
     lesion = labels >= 2
-    regions, n = ndimage.label(lesion)
+    full = np.ones((3, 3, 3), bool)
+    regions, n = ndimage.label(lesion, structure=full)
     if n:
-        touching = np.unique(regions[ndimage.binary_dilation(labels == 1) & lesion])
+        touching = np.unique(regions[ndimage.binary_dilation(labels == 1, structure=full) & lesion])
         outside = lesion & ~np.isin(regions, touching[touching > 0])
         if outside.any():
             warnings.append(f"{outside.sum() * voxel_cm3:.2f} cm³ of lesion do not touch LungN (outside the lung?): counted as lesion and lung")
@@ -100,13 +104,7 @@ def measure_segmentation(scene, seg_node, reference_node, table_node=None):
     label_image, warnings = labels_from_segmentation(seg_node, reference_node)
     lps = to_lps(label_image)
     row = {"case": reference_node.GetName(), **measure_labels(sitk.GetArrayViewFromImage(lps), lps.GetSpacing())}
-    fresh = mrml.table_node(scene, [row], scene.GenerateUniqueName(f"{reference_node.GetName()} measurements"))
-    if table_node is None:
-        table_node = fresh
-    else:
-        table_node.GetTable().DeepCopy(fresh.GetTable())
-        table_node.Modified()
-        scene.RemoveNode(fresh)
+    table_node = mrml.table_node(scene, [row], scene.GenerateUniqueName(f"{reference_node.GetName()} measurements"), table_node)
     return table_node, Measured(label_image, row, warnings)
 
 
@@ -119,3 +117,26 @@ def export_segmentation(scene, seg_node, reference_node, folder: Path, case: str
                           dicom_files=list(dicom_files or []))
     return write_case(case, mrml.image_from_volume_node(reference_node), outputs, Path(folder) / case,
                       source=f"volume node '{reference_node.GetName()}'", overwrite=overwrite)
+
+
+def compare_segmentation_nodes(scene, reference_seg, test_seg, reference_volume, table_node=None):
+    """Agreement of two segmentation nodes of one CT (segments matched by terminology or name):
+    one row of :func:`overlap.compare`, shown as a table node. Returns (table, row, warnings)."""
+    reference, w1 = labels_from_segmentation(reference_seg, reference_volume)
+    test, w2 = labels_from_segmentation(test_seg, reference_volume)
+    row = {"reference": reference_seg.GetName(), "test": test_seg.GetName(), **compare(reference, test)}
+    lines = [{"label": label, "Dice": row[f"{label}_dice"], "sensitivity": row[f"{label}_sensitivity"],
+              "precision": row[f"{label}_precision"], "HD95 mm": row[f"{label}_hd95_mm"], "MSD mm": row[f"{label}_msd_mm"],
+              "status": row[f"{label}_status"]} for label in LABEL_GROUPS]
+    table_node = mrml.table_node(scene, lines, scene.GenerateUniqueName("agreement"), table_node)
+    return table_node, row, [f"reference: {w}" for w in w1] + [f"test: {w}" for w in w2]
+
+
+def compare_folders_to_table(scene, reference: Path, test: Path, output: Path, table_node=None):
+    """The cohort study of ``lunglesionquant agreement`` (files in ``output``), its Table-2
+    summary as a table node. Returns (table, written files, CohortComparison)."""
+    result = compare_folders(Path(reference), [Path(test)])
+    written = write_study(result, Path(output))
+    rows = table2(summarise(result.per_case)).reset_index().to_dict("records") if len(result.per_case) else []
+    table_node = mrml.table_node(scene, rows, scene.GenerateUniqueName("agreement summary"), table_node)
+    return table_node, written, result

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 from sklearn.model_selection import KFold
 
 from ..cascade import DEFAULT_MODEL_DIR, Cascade
@@ -42,7 +43,16 @@ def summarise(values: list[float | None]) -> dict:
             "mean_empty_as_1": float(np.mean(as_one)), "sd_empty_as_1": float(np.std(as_one, ddof=1))}
 
 
-def evaluate(data: Path, fold_dir: Path, model_dir: Path) -> dict:
+def _save_slice(labels: np.ndarray, path: Path) -> None:
+    image = sitk.GetImageFromArray(labels.astype(np.uint8)[None])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def evaluate(data: Path, fold_dir: Path, model_dir: Path, export: Path | None = None) -> dict:
+    """CV Dice per setting and label. ``export`` receives the reference and the held-out
+    predictions as 1-slice label maps (lesions only: the reference has no lung labels), ready
+    for ``lunglesionquant agreement``."""
     _, native = load_semiseg_train(data, size=192)
     folds = KFold(N_FOLDS, shuffle=True, random_state=0)
     per_setting: dict[str, dict[str, list]] = {s: {m: [] for m in MEASURES} for s in ("cascade", "given-lung")}
@@ -58,6 +68,9 @@ def evaluate(data: Path, fold_dir: Path, model_dir: Path) -> dict:
             for setting in per_setting:
                 lung = np.ones(hu.shape, bool) if setting == "given-lung" else None
                 predicted = cascade.segment(hu, lung=lung)[0]
+                if export is not None:
+                    _save_slice(np.where(predicted >= GGO, predicted, 0), export / f"cv_{setting}" / f"slice{i:02d}.nii.gz")
+                    _save_slice(reference, export / "reference" / f"slice{i:02d}.nii.gz")
                 for name, values in MEASURES.items():
                     d = slice_dice(np.isin(reference, values), np.isin(predicted, values))
                     per_setting[setting][name].append(d)
@@ -76,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=Path, default=repo / ".train_cache" / "cv")
     parser.add_argument("--models", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_MODEL_DIR / "crossval.json")
+    parser.add_argument("--export", type=Path, default=None, help="write reference and CV predictions as label maps here")
     args = parser.parse_args(argv)
-    result = evaluate(args.data, args.folds, args.models)
+    result = evaluate(args.data, args.folds, args.models, args.export)
     args.output.write_text(json.dumps(result, indent=2))
     for setting, measures in result.items():
         for name, s in measures.items():

@@ -31,6 +31,29 @@ NY_SBU_USE = {
 }
 LUNG_VOLUMES = ("dicom/ricord_1a_000082", "dicom/lung_pet_ct_dx_A0001")
 
+# The Coronacases slices were exported under a much wider window than the lung window
+# (aerated lung near grey 14, soft tissue near 101, nothing above ~170). Each patient's slices
+# are re-mapped linearly so that these two histogram landmarks land where they lie on real HU
+# CTs under the lung window: grey 79 / 210 (RICORD) and 57 / 234 (Lung-PET-CT-Dx), measured
+# by :func:`histogram_landmarks` on the slices' lung-box crops; their means, as unit values:
+CT_LANDMARKS_UNIT = (68 / 255, 222 / 255)
+
+
+def histogram_landmarks(grey: np.ndarray) -> tuple[int, int]:
+    """The aerated-lung and soft-tissue modes of 8-bit slices: the histogram peaks below and
+    above the Otsu threshold (the lowest grey levels and saturation excluded)."""
+    hist = np.convolve(np.bincount(grey.ravel(), minlength=256).astype(float), np.ones(5) / 5, mode="same")
+    otsu = sitk.OtsuThresholdImageFilter()
+    otsu.Execute(sitk.GetImageFromArray(grey.reshape(1, -1)))
+    threshold = int(otsu.GetThreshold())
+    return 3 + int(np.argmax(hist[3:threshold])), threshold + int(np.argmax(hist[threshold:252]))
+
+
+def _match_landmarks(grey: np.ndarray, landmarks: tuple[int, int]) -> np.ndarray:
+    lung, soft = landmarks
+    lo, hi = CT_LANDMARKS_UNIT
+    return np.clip(lo + (grey - lung) * (hi - lo) / (soft - lung), 0.0, 1.0).astype(np.float32)
+
 
 @dataclass
 class SliceSet:
@@ -75,15 +98,20 @@ def load_lesion_labelled(data: Path, size: int) -> SliceSet:
     """677 slices of 6 Coronacases patients, infection (GGO and Cons together) as label 1.
 
     The published slices are transposed (spine on the left); they are turned back to
-    radiological orientation (spine at the bottom).
+    radiological orientation (spine at the bottom). Intensities: see :data:`CT_LANDMARKS_UNIT`.
     """
     folder = data / "lesion_labelled"
     with open(folder / "slices.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    greys = {row["jpg"]: np.flipud(_grey(folder / "images" / row["jpg"]).T).astype(np.uint8) for row in rows}
+    landmarks = {}
+    for volume in sorted({row["volume"] for row in rows}):
+        stack = np.concatenate([greys[row["jpg"]].ravel() for row in rows if row["volume"] == volume])
+        landmarks[volume] = histogram_landmarks(stack)
     images, labels, names, groups = [], [], [], []
     for row in rows:
         stem = Path(row["jpg"]).stem
-        unit = np.flipud(_grey(folder / "images" / row["jpg"]).T) / 255.0
+        unit = _match_landmarks(greys[row["jpg"]].astype(np.float32), landmarks[row["volume"]])
         label = np.flipud((np.asarray(Image.open(folder / "labels" / f"{stem}.png")) > 127).T).astype(np.uint8)
         img, lab = _fit_pair(unit, label, size)
         images.append(img)

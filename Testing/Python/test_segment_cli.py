@@ -46,8 +46,8 @@ def test_label_map_is_on_the_input_grid_and_matches_the_segmentation(sample_run)
 def test_measurements_agree_with_the_label_map_and_are_adult(sample_run):
     row = pd.read_csv(sample_run / CASE / "measurements.csv").iloc[0]
     expected = measure_image(sitk.ReadImage(str(sample_run / CASE / "labels.nii.gz")))
-    for key, value in expected.items():
-        assert row[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+    for key, value in expected.items():  # Slicer's table writer keeps 6 significant digits
+        assert row[key] == pytest.approx(value, rel=5e-6, nan_ok=True), key
     assert 3000 < row["lung_volume_cm3"] < 8000
     cohort = pd.read_csv(sample_run / "measurements.csv")
     assert cohort["case"].tolist() == [CASE]
