@@ -66,6 +66,7 @@ class LungLesionQuantParameterNode:
     referenceSegmentation: vtkMRMLSegmentationNode
     testSegmentation: vtkMRMLSegmentationNode
     agreementTable: vtkMRMLTableNode
+    oddsRatioTable: vtkMRMLTableNode
 
 
 class Cancelled(Exception):
@@ -94,6 +95,10 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareNodes)
         self.ui.compareFoldersButton.connect("clicked(bool)", self.onCompareFolders)
+        self.ui.cohortPathLineEdit.connect("currentPathChanged(QString)", self.onCohortChanged)
+        self.ui.fitButton.connect("clicked(bool)", self.onFitRisk)
+        self.ui.predictButton.connect("clicked(bool)", self.onPredict)
+        self._riskModelPath = None
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -138,6 +143,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.tableView.setMRMLTableNode(p.table if p else None)
         self.ui.compareButton.enabled = bool(p and p.inputVolume and p.referenceSegmentation and p.testSegmentation)
         self.ui.agreementTableView.setMRMLTableNode(p.agreementTable if p else None)
+        self.ui.oddsRatioTableView.setMRMLTableNode(p.oddsRatioTable if p else None)
+        self.ui.predictButton.enabled = self._riskModelPath is not None
 
     def _showWarnings(self, warnings):
         self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
@@ -211,6 +218,46 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                  f"{len(result.failures)} failed; files in {self.ui.agreementOutputButton.directory}")
 
 
+    def onCohortChanged(self, path):
+        with slicer.util.tryWithErrorDisplay("Could not read the cohort table.", waitCursor=True):
+            columns = self.logic.cohortColumns(path) if os.path.isfile(path) else []
+            for combo in (self.ui.idColumnComboBox, self.ui.outcomeComboBox, self.ui.scoreComboBox):
+                combo.clear()
+            self.ui.scoreComboBox.addItem("(none)")
+            self.ui.covariatesListWidget.clear()
+            for column in columns:
+                self.ui.idColumnComboBox.addItem(column)
+                self.ui.outcomeComboBox.addItem(column)
+                self.ui.scoreComboBox.addItem(column)
+                self.ui.covariatesListWidget.addItem(column)
+
+    def onFitRisk(self):
+        p = self._parameterNode
+        covariates = [item.text() for item in self.ui.covariatesListWidget.selectedItems()]
+        score = self.ui.scoreComboBox.currentText if self.ui.scoreComboBox.currentIndex > 0 else None
+        extentFolder = self.ui.extentFolderButton.directory
+        useExtent = os.path.isfile(os.path.join(extentFolder, "measurements.csv"))
+        with slicer.util.tryWithErrorDisplay("Fitting failed.", waitCursor=True):
+            table, written, study = self.logic.fitRisk(self.ui.cohortPathLineEdit.currentPath, self.ui.idColumnComboBox.currentText,
+                                                       self.ui.outcomeComboBox.currentText, covariates,
+                                                       extentFolder if useExtent else None, score,
+                                                       self.ui.riskOutputButton.directory, p.oddsRatioTable)
+            p.oddsRatioTable = table
+            self._riskModelPath = str(written["model.json"])
+            self.ui.rocLabel.setPixmap(qt.QPixmap(str(written["roc.png"])).scaledToWidth(380))
+            lines = [f"Model {n}: C = {m['c_statistic']:.2f} [{m['c_statistic_ci'][0]:.2f}, {m['c_statistic_ci'][1]:.2f}]"
+                     for n, m in study.summary["models"].items()]
+            self.ui.riskStatusLabel.text = "\n".join(lines + study.summary["notes"])
+            self._updateButtons()
+
+    def onPredict(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Prediction failed.", waitCursor=True):
+            result, model = self.logic.predictPatient(self._riskModelPath, self.ui.patientValuesLineEdit.text.split(), p.table)
+            self.ui.riskStatusLabel.text = (f"Model {model.name}: probability of '{model.outcome}' {result['probability']:.3f} "
+                                            f"(95 % CI {result['ci_low']:.3f}-{result['ci_high']:.3f})")
+
+
 class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
     """Calls the core; usable from scripts: ``LungLesionQuantLogic().process(volumeNode)``."""
 
@@ -273,6 +320,24 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         from LungLesionQuantLib.scene import compare_folders_to_table
 
         return compare_folders_to_table(slicer.mrmlScene, referenceFolder, testFolder, outputFolder, tableNode)
+
+    @staticmethod
+    def cohortColumns(path):
+        import pandas as pd
+
+        return list(pd.read_csv(path, nrows=1).columns)
+
+    def fitRisk(self, cohortPath, idColumn, outcome, covariates, extentFolder, score, outputFolder, tableNode=None):
+        from LungLesionQuantLib.scene import fit_risk_to_table
+
+        return fit_risk_to_table(slicer.mrmlScene, cohortPath, idColumn, outcome, covariates, extentFolder, score,
+                                 outputFolder, tableNode)
+
+    def predictPatient(self, modelPath, patientItems, measurementsTable=None):
+        """Apply model.json to typed values (``NAME=VALUE``) and, when shown, this CT's lesion extent."""
+        from LungLesionQuantLib.scene import predict_from_table
+
+        return predict_from_table(modelPath, patientItems, measurementsTable)
 
     @staticmethod
     def dicomFiles(volumeNode):

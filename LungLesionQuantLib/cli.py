@@ -61,6 +61,46 @@ def _agreement(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
+def _risk_fit(args: argparse.Namespace) -> int:
+    from .risk import fit_study, load_cohort, write_study
+
+    frame, notes = load_cohort(args.cohort, args.id_column, args.outcome, args.covariates, args.extent_from, args.score)
+    study = fit_study(frame, args.id_column, args.outcome, args.covariates, args.score, args.seed, notes)
+    write_study(study, frame, args.output)
+    s = study.summary
+    print(f"{s['n']} patients, {s['events']} with '{args.outcome}'; training {s['split']['train']} ({s['split']['train_events']} events), "
+          f"validation {s['split']['validation']} ({s['split']['validation_events']} events), seed {s['seed']}")
+    print(study.odds_ratios.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    for name, m in s["models"].items():
+        line = (f"Model {name}: C-statistic (validation) {m['c_statistic']:.3f} [{m['c_statistic_ci'][0]:.3f}, {m['c_statistic_ci'][1]:.3f}], "
+                f"training {m['c_statistic_train']:.3f}; calibration slope {m['calibration_validation']['slope']:.2f}")
+        if "lr_test_vs_A" in m:
+            line += f"; LR test vs A: chi2 {m['lr_test_vs_A']['lr']:.2f}, df {m['lr_test_vs_A']['df']}, p {m['lr_test_vs_A']['p']:.3g}"
+        print(line)
+    for key in ("youden_extent", "youden_score"):
+        if key in s:
+            c = s[key]
+            print(f"Youden cut-off ({key[7:]}): {c['cutoff']:.3g}: sensitivity {c['sensitivity']:.2f}, specificity {c['specificity']:.2f} "
+                  f"(training); {c['validation_sensitivity']:.2f} / {c['validation_specificity']:.2f} (validation)")
+    for note in s["notes"]:
+        print(f"note: {note}")
+    print(f"-> {args.output}")
+    return 0
+
+
+def _risk_predict(args: argparse.Namespace) -> int:
+    from .risk import EXTENT, FittedModel, parse_patient, predict_patient, read_extents
+
+    model = FittedModel.from_json(args.model.read_text())
+    values = parse_patient(args.patient)
+    if args.measurements is not None:
+        values[EXTENT] = float(read_extents(args.measurements).iloc[0])
+    result = predict_patient(model, values)
+    print(f"Model {model.name}: probability of '{model.outcome}' {result['probability']:.3f} "
+          f"(95 % CI {result['ci_low']:.3f}-{result['ci_high']:.3f})" + (" [SYNTHETIC model]" if model.synthetic else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lunglesionquant", description="Segment and measure COVID-19 lung lesions on chest CT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
     agr.add_argument("--test", type=Path, action="append", required=True, metavar="DIR", help="a test set; repeat for several")
     agr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     agr.set_defaults(run=_agreement)
+
+    risk = sub.add_parser("risk", help="logistic risk models of an outcome (clinical covariates, score, lesion extent)")
+    risk_sub = risk.add_subparsers(dest="risk_command", required=True)
+    fit = risk_sub.add_parser("fit", help="fit models A (covariates), B (+ score), C (+ lesion extent) on a 70/30 split")
+    fit.add_argument("--cohort", type=Path, required=True, metavar="CSV")
+    fit.add_argument("--id-column", required=True, metavar="COL")
+    fit.add_argument("--outcome", required=True, metavar="COL", help="binary 0/1")
+    fit.add_argument("--covariates", nargs="+", required=True, metavar="COL", help="a numeric 'age' column is banded 18-44/45-64/>64")
+    fit.add_argument("--extent-from", type=Path, default=None, metavar="OUT", help="output folder of 'segment' (cases matched to ids)")
+    fit.add_argument("--score", default=None, metavar="COL", help="a radiologist's severity score column (model B)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    fit.set_defaults(run=_risk_fit)
+    predict = risk_sub.add_parser("predict", help="apply a fitted model.json to one patient")
+    predict.add_argument("--model", type=Path, required=True)
+    predict.add_argument("--patient", nargs="*", default=[], metavar="NAME=VALUE", help="covariate values, e.g. AGE=63 SEX=M")
+    predict.add_argument("--measurements", type=Path, default=None, help="the patient's measurements.csv (for the lesion extent)")
+    predict.set_defaults(run=_risk_predict)
     return parser
 
 

@@ -11,6 +11,8 @@
 - :func:`export_segmentation` — the CLI's per-case layout from the node as it is, plus the
   report and, for a CT that came from DICOM, a DICOM SEG.
 - :func:`compare_segmentation_nodes` — observer agreement of two segmentation nodes.
+- :func:`fit_risk_to_table` / :func:`predict_from_table` — the risk panel: fit, odds-ratio table,
+  and this patient's predicted probability.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from .agreement import compare_folders, summarise, table2, write_study
 from .overlap import LABEL_GROUPS, compare
 from .pipeline import CaseOutputs, CaseResult, segment_image, write_case
 from .quantify import measure_labels
+from .risk import EXTENT, FittedModel, fit_study, load_cohort, parse_patient, predict_patient
+from .risk import write_study as write_risk_study
 
 
 @dataclass
@@ -140,3 +144,24 @@ def compare_folders_to_table(scene, reference: Path, test: Path, output: Path, t
     rows = table2(summarise(result.per_case)).reset_index().to_dict("records") if len(result.per_case) else []
     table_node = mrml.table_node(scene, rows, scene.GenerateUniqueName("agreement summary"), table_node)
     return table_node, written, result
+
+
+def fit_risk_to_table(scene, cohort: Path, id_column: str, outcome: str, covariates: list[str],
+                      extent_from: Path | None, score: str | None, output: Path, table_node=None):
+    """``lunglesionquant risk fit`` (files in ``output``), its odds ratios as a table node.
+    Returns (table, written files, RiskStudy)."""
+    frame, notes = load_cohort(Path(cohort), id_column, outcome, covariates, Path(extent_from) if extent_from else None, score)
+    study = fit_study(frame, id_column, outcome, covariates, score, notes=notes)
+    written = write_risk_study(study, frame, Path(output))
+    table_node = mrml.table_node(scene, study.odds_ratios.to_dict("records"), scene.GenerateUniqueName("odds ratios"), table_node)
+    return table_node, written, study
+
+
+def predict_from_table(model_path: Path, items: list[str], measurements_table=None) -> tuple[dict, FittedModel]:
+    """A fitted model applied to typed ``NAME=VALUE`` items, the lesion extent taken from the
+    measurements table node when the model needs it and it was not typed."""
+    model = FittedModel.from_json(Path(model_path).read_text())
+    values = parse_patient(items)
+    if EXTENT in [c.name for c in model.codings] and EXTENT not in values and measurements_table is not None:
+        values[EXTENT] = float(slicer.util.dataframeFromTable(measurements_table)[EXTENT].iloc[0])
+    return predict_patient(model, values), model

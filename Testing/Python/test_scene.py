@@ -165,3 +165,21 @@ def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade
     table, row, _ = compare_segmentation_nodes(scene, seg, other, ct, table)
     assert row["GGO_status"] in ("empty in test", "empty in both")
     assert slicer.util.dataframeFromTable(table)["status"][1] == row["GGO_status"]
+
+
+def test_risk_panel_logic_fits_and_predicts_with_this_ct_extent(segmented, tmp_path):
+    from LungLesionQuantLib.scene import fit_risk_to_table, predict_from_table
+    from test_risk import synthetic_cohort
+
+    scene, ct, seg, table, measured = segmented
+    frame = synthetic_cohort(1500, seed=5)
+    seg_out = tmp_path / "seg"
+    seg_out.mkdir()
+    frame[["ID", "lesion_extent_pct"]].rename(columns={"ID": "case"}).to_csv(seg_out / "measurements.csv", index=False)
+    cohort = tmp_path / "SYNTHETIC_cohort.csv"
+    frame.drop(columns=["lesion_extent_pct"]).to_csv(cohort, index=False)
+    odds, written, study = fit_risk_to_table(scene, cohort, "ID", "OUTCOME", ["AGE", "SEX"], seg_out, None, tmp_path / "risk")
+    assert set(slicer.util.dataframeFromTable(odds)["model"]) == {"A", "C"}
+    result, model = predict_from_table(written["model.json"], ["AGE=70", "SEX=M"], table)
+    direct = model.predict(pd.DataFrame([{"AGE": 70, "SEX": "M", "lesion_extent_pct": measured.row["lesion_extent_pct"]}])).iloc[0]
+    assert result["probability"] == pytest.approx(direct["probability"])

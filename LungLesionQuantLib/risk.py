@@ -1,0 +1,407 @@
+"""Risk models of an adverse outcome, after Bartoli et al. 2022 (Table 3) and Tang et al. 2020.
+
+Model A: clinical covariates; Model B: A + a radiologist's score (``--score``); Model C:
+A + the automatic lesion extent (from ``segment``'s measurements). Fitted with statsmodels on
+a seeded, outcome-stratified 70 % training split; discrimination (C-statistic with a
+percentile-bootstrap 95 % CI, 2000 stratified resamples) on the 30 % validation split.
+
+Coding (fitted on the training split and stored in the model JSON, never pickled):
+- a covariate named ``age`` (any case) holding numbers: the paper's bands 18–44 (reference),
+  45–64, > 64 (ages under 18 fall in the first band, with a warning);
+- 0/1 (or True/False) columns: binary;
+- other numeric columns, the score and the extent: standardized (mean 0, SD 1), OR per SD;
+- text columns: categories, dummy-coded against the most frequent level (ties: first in order).
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import statsmodels.api as sm  # noqa: E402
+from scipy import stats  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
+from .errors import InputError  # noqa: E402
+
+EXTENT = "lesion_extent_pct"
+AGE_BANDS = (("18-44", -math.inf, 44.0), ("45-64", 44.0, 64.0), (">64", 64.0, math.inf))
+MIN_EVENTS_PER_PARAMETER = 10
+
+
+@dataclass
+class Coding:
+    """How one input column becomes model columns."""
+
+    name: str
+    kind: str  # "binary", "continuous", "categorical", "age_bands"
+    levels: list[str] = field(default_factory=list)  # reference level first
+    mean: float = 0.0
+    sd: float = 1.0
+
+    def columns(self) -> list[str]:
+        if self.kind in ("categorical", "age_bands"):
+            return [f"{self.name}[{level}]" for level in self.levels[1:]]
+        return [self.name]
+
+    def encode(self, values: pd.Series) -> pd.DataFrame:
+        if self.kind == "binary":
+            return pd.DataFrame({self.name: values.astype(float).to_numpy()}, index=values.index)
+        if self.kind == "continuous":
+            return pd.DataFrame({self.name: ((values.astype(float) - self.mean) / self.sd).to_numpy()}, index=values.index)
+        labels = age_band(values) if self.kind == "age_bands" else values.astype(str)
+        unknown = set(labels) - set(self.levels)
+        if unknown:
+            raise InputError(f"column '{self.name}': found level(s) {sorted(unknown)}; expected one of {self.levels}")
+        return pd.DataFrame({f"{self.name}[{lv}]": (labels == lv).astype(float).to_numpy() for lv in self.levels[1:]}, index=values.index)
+
+
+def age_band(values: pd.Series) -> pd.Series:
+    ages = values.astype(float)
+    out = pd.Series(index=values.index, dtype=object)
+    for label, lo, hi in AGE_BANDS:
+        out[(ages > lo) & (ages <= hi)] = label
+    return out
+
+
+def _is_binary(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and set(values.dropna().astype(float).unique()) <= {0.0, 1.0} or values.dtype == bool
+
+
+def fit_coding(name: str, values: pd.Series, standardize_all: bool = False) -> Coding:
+    """The coding of a column, learnt from the training split (see the module docstring)."""
+    if values.nunique(dropna=True) < 2:
+        raise InputError(f"column '{name}' is constant ({values.dropna().unique()[:1].tolist()}); it cannot be estimated: drop it")
+    if standardize_all:
+        return Coding(name, "continuous", mean=float(values.mean()), sd=float(values.std(ddof=1)))
+    if name.strip().lower() == "age" and pd.api.types.is_numeric_dtype(values):
+        return Coding(name, "age_bands", levels=[b[0] for b in AGE_BANDS])
+    if _is_binary(values):
+        return Coding(name, "binary")
+    if pd.api.types.is_numeric_dtype(values):
+        return Coding(name, "continuous", mean=float(values.mean()), sd=float(values.std(ddof=1)))
+    counts = values.astype(str).value_counts(sort=False)
+    reference = counts.idxmax()
+    return Coding(name, "categorical", levels=[reference] + sorted(lv for lv in counts.index if lv != reference))
+
+
+def design(frame: pd.DataFrame, codings: list[Coding]) -> pd.DataFrame:
+    """The design matrix with an intercept column ``const``."""
+    parts = [c.encode(frame[c.name]) for c in codings]
+    return sm.add_constant(pd.concat(parts, axis=1), has_constant="add")
+
+
+# ---------------------------------------------------------------------------- cohort
+def read_extents(path: Path) -> pd.Series:
+    """Lesion extent per case from ``segment``'s output folder (or its measurements.csv)."""
+    path = Path(path)
+    csv = path / "measurements.csv" if path.is_dir() else path
+    if not csv.exists():
+        raise InputError(f"{path}: no measurements.csv; expected the output folder of 'lunglesionquant segment'")
+    table = pd.read_csv(csv, dtype={"case": str})
+    if "case" not in table or EXTENT not in table:
+        raise InputError(f"{csv}: found columns {list(table.columns)[:6]}...; expected 'case' and '{EXTENT}'")
+    return table.set_index("case")[EXTENT]
+
+
+def load_cohort(cohort_csv: Path, id_column: str, outcome: str, covariates: list[str],
+                extent_from: Path | None = None, score: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The analysis table: id, outcome, covariates, and the score / extent when given."""
+    table = pd.read_csv(cohort_csv, dtype={id_column: str}, na_values=["NULL", "NA", ""])
+    wanted = [id_column, outcome] + list(covariates) + ([score] if score else [])
+    absent = [c for c in wanted if c not in table.columns]
+    if absent:
+        raise InputError(f"{cohort_csv}: no column(s) {absent}; available: {list(table.columns)}")
+    values = set(table[outcome].dropna().unique().tolist())
+    if not values <= {0, 1, True, False} or len(values) < 2:
+        raise InputError(f"outcome '{outcome}': found values {sorted(map(str, values))[:8]}; expected binary 0/1 with both present")
+    notes = []
+    frame = table[wanted].copy()
+    frame[id_column] = frame[id_column].astype(str)
+    if extent_from is not None:
+        extents = read_extents(extent_from)
+        matched = frame[id_column].isin(extents.index)
+        if not matched.any():
+            raise InputError(f"none of the {len(frame)} ids of '{id_column}' matches a case of {extent_from} "
+                             f"(ids e.g. {frame[id_column].head(3).tolist()}, cases e.g. {extents.index[:3].tolist()})")
+        if not matched.all():
+            unmatched = frame.loc[~matched, id_column].tolist()
+            notes.append(f"{len(unmatched)} of {len(frame)} ids match no measurement and are left out: {unmatched[:10]}{' ...' if len(unmatched) > 10 else ''}")
+        frame = frame[matched]
+        frame[EXTENT] = extents.reindex(frame[id_column]).to_numpy()
+    incomplete = frame.isna().any(axis=1)
+    if incomplete.any():
+        notes.append(f"{int(incomplete.sum())} patients with missing values are left out: {frame.loc[incomplete, id_column].tolist()[:10]}")
+        frame = frame[~incomplete]
+    frame[outcome] = frame[outcome].astype(int)
+    if "age" in {c.lower() for c in covariates}:
+        age = next(c for c in covariates if c.lower() == "age")
+        if pd.api.types.is_numeric_dtype(frame[age]) and (frame[age] < 18).any():
+            notes.append(f"{int((frame[age] < 18).sum())} patients are under 18: counted in the 18-44 band")
+    return frame.reset_index(drop=True), notes
+
+
+# ---------------------------------------------------------------------------- fitting
+@dataclass
+class FittedModel:
+    """A fitted logistic model in plain numbers: what model.json holds."""
+
+    name: str
+    outcome: str
+    codings: list[Coding]
+    columns: list[str]
+    coefficients: list[float]
+    covariance: list[list[float]]
+    n_train: int
+    events_train: int
+    seed: int
+    synthetic: bool = False
+
+    def linear_predictor(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        x = design(frame, self.codings)[self.columns].to_numpy(float)
+        beta, cov = np.asarray(self.coefficients), np.asarray(self.covariance)
+        eta = x @ beta
+        se = np.sqrt(np.einsum("ij,jk,ik->i", x, cov, x))
+        return eta, se
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Probability with a 95 % CI (delta method on the logit scale)."""
+        eta, se = self.linear_predictor(frame)
+        expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        return pd.DataFrame({"probability": expit(eta), "ci_low": expit(eta - 1.959964 * se), "ci_high": expit(eta + 1.959964 * se)},
+                            index=frame.index)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "codings": [asdict(c) for c in self.codings]}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FittedModel":
+        data = json.loads(text)
+        data["codings"] = [Coding(**c) for c in data["codings"]]
+        return cls(**data)
+
+
+def _fit_logit(y: pd.Series, x: pd.DataFrame, label: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerfectSeparationWarning)
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            result = sm.Logit(y, x).fit(disp=0, maxiter=200)
+        except (PerfectSeparationWarning, np.linalg.LinAlgError) as exc:
+            raise InputError(f"model {label}: perfect separation or collinearity ({type(exc).__name__}): some covariate "
+                             f"predicts the outcome exactly in the training split; expected overlapping groups — drop or merge it") from None
+        except ConvergenceWarning:
+            raise InputError(f"model {label}: the fit did not converge (quasi-separation?); expected a cohort where every covariate level has both outcomes") from None
+    if not np.all(np.isfinite(result.bse)) or np.any(np.abs(result.params) > 15):
+        raise InputError(f"model {label}: perfect separation (coefficients diverge: {result.params.abs().idxmax()}); drop or merge that covariate")
+    return result
+
+
+def bootstrap_auc(y: np.ndarray, p: np.ndarray, seed: int, n: int = 2000) -> tuple[float, float, float]:
+    """AUC and a percentile-bootstrap 95 % CI, resampling cases and controls separately."""
+    auc = float(roc_auc_score(y, p))
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    samples = []
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        samples.append(roc_auc_score(y[idx], p[idx]))
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    return auc, float(lo), float(hi)
+
+
+def youden(y: np.ndarray, score: np.ndarray) -> dict:
+    """The cut-off maximizing sensitivity + specificity − 1 (values ≥ cut-off are positive)."""
+    fpr, tpr, thresholds = roc_curve(y, score)
+    best = int(np.argmax(tpr - fpr))
+    return {"cutoff": float(thresholds[best]), "sensitivity": float(tpr[best]), "specificity": float(1 - fpr[best]),
+            "youden_j": float(tpr[best] - fpr[best])}
+
+
+def calibration(y: np.ndarray, p: np.ndarray) -> dict:
+    """Calibration slope (logit(p) as the only predictor) and calibration-in-the-large intercept."""
+    logit = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
+    slope = sm.GLM(y, sm.add_constant(logit), family=sm.families.Binomial()).fit()
+    large = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=logit).fit()
+    return {"slope": float(slope.params[1]), "slope_ci": [float(v) for v in slope.conf_int()[1]],
+            "intercept": float(large.params[0]), "intercept_ci": [float(v) for v in large.conf_int()[0]]}
+
+
+def lr_test(small, big) -> dict:
+    """Likelihood-ratio test of nested fits."""
+    stat = 2.0 * (big.llf - small.llf)
+    df = int(big.df_model - small.df_model)
+    return {"lr": float(stat), "df": df, "p": float(stats.chi2.sf(stat, df))}
+
+
+@dataclass
+class RiskStudy:
+    models: dict[str, FittedModel]
+    odds_ratios: pd.DataFrame
+    predictions: pd.DataFrame
+    summary: dict
+
+
+def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: list[str], score: str | None = None,
+              seed: int = 0, notes: list[str] | None = None, synthetic: bool = False) -> RiskStudy:
+    """Fit models A (and B, C when a score / the extent is present) and evaluate them."""
+    y = frame[outcome].to_numpy(int)
+    train_idx, valid_idx = train_test_split(np.arange(len(frame)), test_size=0.3, stratify=y, random_state=seed)
+    train, valid = frame.iloc[train_idx], frame.iloc[valid_idx]
+    if train[outcome].nunique() < 2 or valid[outcome].nunique() < 2:
+        raise InputError(f"outcome '{outcome}': too few events ({int(y.sum())}) to split 70/30 with both outcomes on each side")
+    base = [fit_coding(c, train[c]) for c in covariates]
+    specs = {"A": base}
+    if score:
+        specs["B"] = base + [fit_coding(score, train[score], standardize_all=True)]
+    if EXTENT in frame:
+        specs["C"] = base + [fit_coding(EXTENT, train[EXTENT], standardize_all=True)]
+    notes = list(notes or [])
+    results, models, or_rows = {}, {}, []
+    predictions = pd.DataFrame({id_column: frame[id_column], "split": np.where(np.isin(np.arange(len(frame)), train_idx), "train", "validation"),
+                                "outcome": y})
+    summary: dict = {"synthetic": synthetic, "n": len(frame), "events": int(y.sum()), "seed": seed,
+                     "split": {"train": len(train), "train_events": int(train[outcome].sum()),
+                               "validation": len(valid), "validation_events": int(valid[outcome].sum())},
+                     "c_statistic_method": "validation split; 95 % CI by percentile bootstrap (2000 resamples, cases and controls resampled separately)",
+                     "models": {}}
+    for name, codings in specs.items():
+        x_train = design(train, codings)
+        epv = train[outcome].sum() / (x_train.shape[1] - 1)
+        if epv < MIN_EVENTS_PER_PARAMETER:
+            notes.append(f"model {name}: {epv:.1f} events per parameter in the training split (< {MIN_EVENTS_PER_PARAMETER}): estimates are unstable")
+        result = _fit_logit(train[outcome], x_train, name)
+        results[name] = result
+        model = FittedModel(name, outcome, codings, list(x_train.columns), result.params.tolist(),
+                            result.cov_params().to_numpy().tolist(), len(train), int(train[outcome].sum()), seed, synthetic)
+        models[name] = model
+        ci = np.exp(result.conf_int())
+        for col in x_train.columns[1:]:
+            or_rows.append({"model": name, "term": col, "odds_ratio": float(np.exp(result.params[col])),
+                            "ci_low": float(ci.loc[col, 0]), "ci_high": float(ci.loc[col, 1]), "p": float(result.pvalues[col])})
+        predictions[f"probability_{name}"] = model.predict(frame)["probability"].to_numpy()
+        p_valid = predictions[f"probability_{name}"].to_numpy()[valid_idx]
+        auc, lo, hi = bootstrap_auc(valid[outcome].to_numpy(int), p_valid, seed)
+        summary["models"][name] = {"covariates": [c.name for c in codings], "c_statistic": auc, "c_statistic_ci": [lo, hi],
+                                   "c_statistic_train": float(roc_auc_score(train[outcome], predictions[f"probability_{name}"].to_numpy()[train_idx])),
+                                   "calibration_validation": calibration(valid[outcome].to_numpy(int), p_valid),
+                                   "events_per_parameter": float(epv)}
+    for name in ("B", "C"):
+        if name in results:
+            summary["models"][name]["lr_test_vs_A"] = lr_test(results["A"], results[name])
+            summary["models"][name]["interactions"] = _interactions(train, outcome, specs[name], results[name])
+    richest = "C" if "C" in models else "B" if "B" in models else "A"
+    predictions["predicted_probability"] = predictions[f"probability_{richest}"]
+    summary["richest_model"] = richest
+    for label, column in (("extent", EXTENT), ("score", score)):
+        if column and column in frame:
+            cut = youden(train[outcome].to_numpy(int), train[column].to_numpy(float))
+            v = valid[column].to_numpy(float) >= cut["cutoff"]
+            yv = valid[outcome].to_numpy(int)
+            cut["validation_sensitivity"] = float(v[yv == 1].mean())
+            cut["validation_specificity"] = float((~v[yv == 0]).mean())
+            summary[f"youden_{label}"] = cut
+            auc, lo, hi = bootstrap_auc(y, frame[column].to_numpy(float), seed)
+            summary[f"single_score_roc_{label}"] = {"column": column, "auc_all_patients": auc, "ci": [lo, hi]}
+    summary["notes"] = notes
+    return RiskStudy(models, pd.DataFrame(or_rows), predictions, summary)
+
+
+def _interactions(train: pd.DataFrame, outcome: str, codings: list[Coding], fitted) -> list[dict]:
+    """Second-order interactions of the score with each covariate: LR test of adding each product."""
+    x = design(train, codings)
+    score_col = codings[-1].columns()[0]
+    out = []
+    for coding in codings[:-1]:
+        extra = x.copy()
+        for col in coding.columns():
+            extra[f"{score_col}:{col}"] = x[score_col] * x[col]
+        try:
+            bigger = _fit_logit(train[outcome], extra, f"interaction {coding.name}")
+            out.append({"covariate": coding.name, **lr_test(fitted, bigger)})
+        except InputError as exc:
+            out.append({"covariate": coding.name, "lr": None, "df": None, "p": None, "note": str(exc)})
+    return out
+
+
+# ---------------------------------------------------------------------------- outputs
+def plot_roc(study: RiskStudy, frame: pd.DataFrame, path: Path) -> Path:
+    """ROC curves on the validation split for each model, and the extent alone with its Youden point."""
+    valid = study.predictions["split"] == "validation"
+    y = study.predictions.loc[valid, "outcome"].to_numpy(int)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name in study.models:
+        fpr, tpr, _ = roc_curve(y, study.predictions.loc[valid, f"probability_{name}"])
+        m = study.summary["models"][name]
+        ax.plot(fpr, tpr, label=f"Model {name}: C = {m['c_statistic']:.2f} [{m['c_statistic_ci'][0]:.2f}, {m['c_statistic_ci'][1]:.2f}]")
+    if EXTENT in frame:
+        fpr, tpr, _ = roc_curve(y, frame.loc[valid.to_numpy(), EXTENT])
+        ax.plot(fpr, tpr, ":", label=f"lesion extent alone: AUC = {roc_auc_score(y, frame.loc[valid.to_numpy(), EXTENT]):.2f}")
+        cut = study.summary["youden_extent"]
+        ax.plot(1 - cut["validation_specificity"], cut["validation_sensitivity"], "ko",
+                label=f"Youden cut-off {cut['cutoff']:.1f} % (training)")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity")
+    title = "ROC, validation split" + (" — SYNTHETIC COHORT" if study.summary["synthetic"] else "")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """model.json (the richest model), model_<X>.json, odds_ratios.csv, predictions.csv, summary.json, roc.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"model.json": study.models[study.summary["richest_model"]].to_json(),
+             **{f"model_{n}.json": m.to_json() for n, m in study.models.items()},
+             "summary.json": json.dumps(study.summary, indent=2)}
+    written = {}
+    for name, text in files.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text)
+        written[name] = out / name
+    for name, table in (("odds_ratios.csv", study.odds_ratios), ("predictions.csv", study.predictions)):
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False)
+        written[name] = out / name
+    written["roc.png"] = plot_roc(study, frame, out / "roc.png")
+    return written
+
+
+def parse_patient(items: list[str]) -> dict:
+    """``["AGE=63", "SEX=M"]`` → ``{"AGE": 63.0, "SEX": "M"}`` (numbers where they parse)."""
+    values: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"patient value {item!r}: expected NAME=VALUE")
+        try:
+            values[key.strip()] = float(value)
+        except ValueError:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def predict_patient(model: FittedModel, values: dict) -> dict:
+    """One patient's probability with its 95 % CI; names the covariates that are missing."""
+    needed = [c.name for c in model.codings]
+    absent = [n for n in needed if n not in values]
+    if absent:
+        raise InputError(f"the patient lacks {absent}; the model needs {needed}")
+    return model.predict(pd.DataFrame([{n: values[n] for n in needed}])).iloc[0].to_dict()

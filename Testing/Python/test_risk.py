@@ -1,0 +1,178 @@
+"""Risk models on the real clinical table and on a SYNTHETIC cohort drawn from known odds ratios."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from LungLesionQuantLib.cli import main
+from LungLesionQuantLib.errors import InputError
+from LungLesionQuantLib.risk import EXTENT, FittedModel, design, fit_study, load_cohort
+from conftest import shared
+
+COVARIATES = ["AGE", "SEX", "DIABETES TYPE II", "CHRONIC KIDNEY DISEASE", "CANCER"]
+
+# Bartoli et al. 2022, Table 3, Model C (adjusted ORs); extent OR is per SD.
+MODEL_C = {"SEX[M]": 1.00, "AGE[45-64]": 2.35, "AGE[>64]": 6.85, "HYPERTENSION": 1.94, "DIABETES": 0.97, "CANCER": 2.34,
+           "RESPIRATORY": 0.99, "CARDIAC": 1.52, "SYMPTOMS_GT7D": 0.86, EXTENT: 3.86}
+
+
+@pytest.fixture(scope="module")
+def real_fit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("risk")
+    cohort = shared("clinical/covid19_ar_patient_info.csv")
+    assert main(["risk", "fit", "--cohort", str(cohort), "--id-column", "PATIENT_ID", "--outcome", "ICU Admit",
+                 "--covariates", *COVARIATES, "-o", str(out)]) == 0
+    return cohort, out
+
+
+def test_real_table_c_statistic_is_sklearns_auc_on_the_written_predictions(real_fit):
+    _, out = real_fit
+    predictions = pd.read_csv(out / "predictions.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    valid = predictions[predictions["split"] == "validation"]
+    assert len(valid) == 32 and valid["outcome"].sum() == 9  # stratified 30 % of 104 patients, 29 events
+    assert summary["models"]["A"]["c_statistic"] == pytest.approx(roc_auc_score(valid["outcome"], valid["predicted_probability"]))
+    lo, hi = summary["models"]["A"]["c_statistic_ci"]
+    assert lo < summary["models"]["A"]["c_statistic"] < hi
+    assert any("events per parameter" in n for n in summary["notes"])
+    assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_real_table_odds_ratios_equal_a_direct_statsmodels_fit(real_fit):
+    cohort, out = real_fit
+    table = pd.read_csv(cohort, dtype={"PATIENT_ID": str})
+    train_ids = pd.read_csv(out / "predictions.csv", dtype={"PATIENT_ID": str}).query("split == 'train'")["PATIENT_ID"]
+    train = table.set_index("PATIENT_ID").loc[train_ids]
+    x = pd.DataFrame({"AGE[45-64]": ((train["AGE"] > 44) & (train["AGE"] <= 64)).astype(float),
+                      "AGE[>64]": (train["AGE"] > 64).astype(float),
+                      "SEX[M]": (train["SEX"] == "M").astype(float)})  # F is the most frequent level: reference
+    for c in COVARIATES[2:]:
+        x[c] = train[c].astype(float)
+    direct = sm.Logit(train["ICU Admit"].astype(float), sm.add_constant(x)).fit(disp=0)
+    ours = pd.read_csv(out / "odds_ratios.csv").set_index("term")
+    for term in x.columns:
+        assert ours.loc[term, "odds_ratio"] == pytest.approx(math.exp(direct.params[term]), rel=1e-6)
+        assert ours.loc[term, "ci_low"] == pytest.approx(math.exp(direct.conf_int().loc[term, 0]), rel=1e-6)
+    model = FittedModel.from_json((out / "model.json").read_text())
+    patient = pd.DataFrame([{"AGE": 70, "SEX": "M", "DIABETES TYPE II": 1, "CHRONIC KIDNEY DISEASE": 0, "CANCER": 0}])
+    p = model.predict(patient).iloc[0]
+    row = pd.DataFrame([{"const": 1.0, "AGE[45-64]": 0.0, "AGE[>64]": 1.0, "SEX[M]": 1.0, "DIABETES TYPE II": 1.0,
+                         "CHRONIC KIDNEY DISEASE": 0.0, "CANCER": 0.0}])
+    assert p["probability"] == pytest.approx(float(direct.predict(row)[0]), rel=1e-6)
+    assert p["ci_low"] < p["probability"] < p["ci_high"]
+
+
+def synthetic_cohort(n: int, seed: int) -> pd.DataFrame:
+    """A SYNTHETIC cohort (not patients) drawn from Model C of Bartoli et al. 2022, Table 3."""
+    rng = np.random.default_rng(seed)
+    age = rng.choice([30, 55, 72], size=n, p=[0.36, 0.468, 0.172]) + rng.integers(-8, 8, n)
+    frame = pd.DataFrame({"ID": [f"SYNTHETIC-{i:05d}" for i in range(n)], "AGE": age,
+                          "SEX": rng.choice(["F", "M"], n, p=[0.521, 0.479]),
+                          "HYPERTENSION": rng.binomial(1, 0.205, n), "DIABETES": rng.binomial(1, 0.118, n),
+                          "CANCER": rng.binomial(1, 0.046, n), "RESPIRATORY": rng.binomial(1, 0.119, n),
+                          "CARDIAC": rng.binomial(1, 0.083, n), "SYMPTOMS_GT7D": rng.binomial(1, 0.348, n)})
+    extent = rng.gamma(0.8, 6.0, n)
+    z = (extent - extent.mean()) / extent.std(ddof=1)
+    eta = -3.4 + np.log(MODEL_C["SEX[M]"]) * (frame["SEX"] == "M") + np.log(MODEL_C[EXTENT]) * z
+    eta += np.log(MODEL_C["AGE[45-64]"]) * ((age > 44) & (age <= 64)) + np.log(MODEL_C["AGE[>64]"]) * (age > 64)
+    for c in ("HYPERTENSION", "DIABETES", "CANCER", "RESPIRATORY", "CARDIAC", "SYMPTOMS_GT7D"):
+        eta += np.log(MODEL_C[c]) * frame[c]
+    frame["OUTCOME"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    frame[EXTENT] = extent
+    return frame
+
+
+def test_synthetic_cohort_recovers_bartoli_model_c(tmp_path):
+    frame = synthetic_cohort(12000, seed=1)
+    covariates = ["AGE", "SEX", "HYPERTENSION", "DIABETES", "CANCER", "RESPIRATORY", "CARDIAC", "SYMPTOMS_GT7D"]
+    study = fit_study(frame, "ID", "OUTCOME", covariates, synthetic=True)
+    assert study.summary["synthetic"] is True
+    c = study.odds_ratios.query("model == 'C'").set_index("term")
+    inside95 = [c.loc[t, "ci_low"] <= true <= c.loc[t, "ci_high"] for t, true in MODEL_C.items()]
+    assert sum(inside95) >= len(MODEL_C) - 1, c
+    model = study.models["C"]
+    se = np.sqrt(np.diag(model.covariance))
+    for term, true in MODEL_C.items():  # every true log-OR within the 99.9 % interval
+        k = model.columns.index(term)
+        assert abs(model.coefficients[k] - math.log(true)) < 3.29 * se[k], term
+    assert study.summary["models"]["C"]["c_statistic"] > study.summary["models"]["A"]["c_statistic"]
+
+
+def test_lr_test_is_the_hand_computed_deviance_difference(tmp_path):
+    frame = synthetic_cohort(1500, seed=2)
+    measurements = tmp_path / "segment_out"
+    measurements.mkdir()
+    frame[["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(measurements / "measurements.csv", index=False)
+    cohort = tmp_path / "SYNTHETIC_cohort.csv"
+    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    loaded, notes = load_cohort(cohort, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], extent_from=measurements)
+    study = fit_study(loaded, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True)
+    train = loaded[study.predictions["split"].to_numpy() == "train"]
+    xa = design(train, study.models["A"].codings)
+    xc = design(train, study.models["C"].codings)
+    llf_a = sm.Logit(train["OUTCOME"], xa).fit(disp=0).llf
+    llf_c = sm.Logit(train["OUTCOME"], xc).fit(disp=0).llf
+    lr = study.summary["models"]["C"]["lr_test_vs_A"]
+    assert lr["lr"] == pytest.approx(2 * (llf_c - llf_a)) and lr["df"] == 1
+    assert lr["p"] == pytest.approx(stats.chi2.sf(2 * (llf_c - llf_a), 1))
+    assert {i["covariate"] for i in study.summary["models"]["C"]["interactions"]} == {"AGE", "SEX", "CANCER"}
+    cut = study.summary["youden_extent"]
+    assert 0 < cut["sensitivity"] <= 1 and 0 < cut["specificity"] <= 1 and cut["cutoff"] > 0
+
+
+def test_bad_cohorts_get_clear_errors(tmp_path):
+    cohort = shared("clinical/covid19_ar_patient_info.csv")
+    with pytest.raises(InputError, match=r"no column\(s\) \['ICU admit'\]; available: \['PATIENT_ID'"):
+        load_cohort(cohort, "PATIENT_ID", "ICU admit", ["AGE"])
+    with pytest.raises(InputError, match="expected binary 0/1"):
+        load_cohort(cohort, "PATIENT_ID", "AGE", ["SEX"])
+    empty_out = tmp_path / "seg"
+    empty_out.mkdir()
+    pd.DataFrame({"case": ["x1", "x2"], EXTENT: [1.0, 2.0]}).to_csv(empty_out / "measurements.csv", index=False)
+    with pytest.raises(InputError, match="none of the 104 ids"):
+        load_cohort(cohort, "PATIENT_ID", "ICU Admit", ["AGE"], extent_from=empty_out)
+    frame, _ = load_cohort(cohort, "PATIENT_ID", "ICU Admit", ["AGE", "HEMODIALYSIS Pre Diagnosis"])
+    if frame["HEMODIALYSIS Pre Diagnosis"].nunique() == 1:
+        with pytest.raises(InputError, match="constant"):
+            fit_study(frame, "PATIENT_ID", "ICU Admit", ["AGE", "HEMODIALYSIS Pre Diagnosis"])
+    frame, _ = load_cohort(cohort, "PATIENT_ID", "ICU Admit", ["AGE"])
+    frame["LEAK"] = frame["ICU Admit"]  # a covariate that is the outcome: perfect separation
+    with pytest.raises(InputError, match="perfect separation"):
+        fit_study(frame, "PATIENT_ID", "ICU Admit", ["AGE", "LEAK"])
+
+
+def test_some_ids_without_measurements_are_named(tmp_path):
+    frame = synthetic_cohort(400, seed=3)
+    out = tmp_path / "seg"
+    out.mkdir()
+    frame.iloc[:390][["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(out / "measurements.csv", index=False)
+    cohort = tmp_path / "SYNTHETIC_cohort.csv"
+    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    loaded, notes = load_cohort(cohort, "ID", "OUTCOME", ["AGE"], extent_from=out)
+    assert len(loaded) == 390 and "10 of 400 ids match no measurement" in notes[0] and "SYNTHETIC-00399" in notes[0]
+
+
+def test_predict_command_with_a_patients_measurements(real_fit, tmp_path, capsys):
+    frame = synthetic_cohort(2000, seed=4)
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    frame[["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(seg / "measurements.csv", index=False)
+    cohort = tmp_path / "SYNTHETIC_cohort.csv"
+    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    out = tmp_path / "fit"
+    assert main(["risk", "fit", "--cohort", str(cohort), "--id-column", "ID", "--outcome", "OUTCOME",
+                 "--covariates", "AGE", "SEX", "--extent-from", str(seg), "-o", str(out)]) == 0
+    case = tmp_path / "case"
+    case.mkdir()
+    pd.DataFrame({"case": ["new"], EXTENT: [25.0]}).to_csv(case / "measurements.csv", index=False)
+    capsys.readouterr()
+    assert main(["risk", "predict", "--model", str(out / "model.json"), "--patient", "AGE=70", "SEX=M",
+                 "--measurements", str(case / "measurements.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Model C: probability of 'OUTCOME'") and "95 % CI" in printed
+    assert main(["risk", "predict", "--model", str(out / "model.json"), "--patient", "AGE=70"]) == 2
