@@ -80,6 +80,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._riskModelPath = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -98,7 +99,6 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cohortPathLineEdit.connect("currentPathChanged(QString)", self.onCohortChanged)
         self.ui.fitButton.connect("clicked(bool)", self.onFitRisk)
         self.ui.predictButton.connect("clicked(bool)", self.onPredict)
-        self._riskModelPath = None
         self.initializeParameterNode()
 
     def cleanup(self):

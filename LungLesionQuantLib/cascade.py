@@ -6,7 +6,7 @@
 
 After the networks: lesion is kept within the lung (in-plane holes filled, grown by 2 mm),
 and the lung is the union of the lung and its lesions with in-plane holes filled, so
-consolidation enclosed by lung stays inside the lung.
+consolidation enclosed by lung stays inside the lung; specks cut off from the lungs go.
 """
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ class Cascade:
             cons_small = (probs[:, 2] > probs[:, 1]).astype(np.float32)
             cons[rows[found]] = unfit_box(cons_small, fit, hu.shape[1:], order=0) > 0.5
             lesion &= _envelope(lung, spacing_yx)
-        lung = _fill_holes_in_plane(lung | lesion)
+        lung = _large_regions(_fill_holes_in_plane(lung | lesion))
+        lesion &= lung
         labels[lung] = LUNG_NORMAL
         labels[lesion] = GGO
         labels[lesion & cons] = CONS
@@ -198,5 +199,5 @@ def _fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
     out = mask.copy()
     for z in zs:
         box = sitk.GetImageFromArray(np.ascontiguousarray(mask[z, y0:y1, x0:x1]).view(np.uint8))
-        out[z, y0:y1, x0:x1] = sitk.GetArrayViewFromImage(sitk.BinaryFillhole(box)) > 0
+        out[z, y0:y1, x0:x1] = sitk.GetArrayFromImage(sitk.BinaryFillhole(box)) > 0  # a copy: the filter output is a temporary
     return out

@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .preprocessing import grey8_to_hu
+from .preprocessing import GREY8_WINDOW_HU, grey8_to_hu
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -107,7 +107,7 @@ def _read_volume_file(path: Path) -> LoadedCT:
 
 
 def _read_slice_image(path: Path) -> LoadedCT:
-    """An 8-bit lung-window slice: HU by inverting the lung window, 1 mm pixels."""
+    """An 8-bit slice export: HU by :func:`preprocessing.grey8_to_hu`, 1 mm pixels."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -124,7 +124,8 @@ def _read_slice_image(path: Path) -> LoadedCT:
         raise InputError(f"{path}: found an image of shape {grey.shape}; expected a single 2D slice")
     hu = sitk.GetImageFromArray(grey8_to_hu(grey)[None])
     hu.SetSpacing((1.0, 1.0, 1.0))
-    return LoadedCT(hu, str(path), "slice-image", "8-bit slice: HU = g/255*1500-1350 (lung window assumed), 1 mm pixels")
+    low, high = GREY8_WINDOW_HU
+    return LoadedCT(hu, str(path), "slice-image", f"8-bit slice: HU = g/255*{high - low:g}{low:+g} (estimated window), 1 mm pixels")
 
 
 def _check_scalar(image: sitk.Image, path: Path) -> None:

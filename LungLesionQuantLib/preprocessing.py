@@ -1,8 +1,16 @@
 """Slice preprocessing shared by training and inference, so the two can never drift.
 
-Every network sees a lung-window slice scaled to [0, 1], padded to a square and resized.
-The lung window (level -600 HU, width 1500 HU) is the one under which the 8-bit training
-slices were published, so an 8-bit grey value g maps to HU as ``g / 255 * 1500 - 1350``.
+Every network sees a lung-window slice (level -600 HU, width 1500 HU) scaled to [0, 1],
+padded to a square and resized.
+
+8-bit slice exports (the published 2D slices, and PNG/JPG input) carry no HU. The data notes
+suggest inverting that lung window, but the slices' own histograms say otherwise: aerated
+lung and soft tissue sit at grey 45 and 211 (modes over the 50 GGO/Cons slices, by
+``training.datasets.histogram_landmarks``), where on real HU CTs under the lung window they
+sit at grey 68 and 222 (RICORD and Lung-PET-CT-Dx). Matching the two gives the window below,
+HU = g / 255 * 1392 - 1196; with the data notes' window, ground glass of those slices would
+read about -810 HU and consolidation -375 HU, and a network trained on them would call the
+ground glass of real CTs (about -500 HU) consolidation.
 """
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from scipy import ndimage
 
 WINDOW_LOW_HU = -1350.0
 WINDOW_HIGH_HU = 150.0
+GREY8_WINDOW_HU = (-1196.0, 196.0)
 
 
 def clip_to_window(hu: np.ndarray) -> np.ndarray:
@@ -33,8 +42,9 @@ def hu_to_unit(hu: np.ndarray) -> np.ndarray:
 
 
 def grey8_to_hu(grey: np.ndarray) -> np.ndarray:
-    """Invert the lung window of an 8-bit export (an assumption: the true window is unknown)."""
-    return np.asarray(grey, dtype=np.float32) / 255.0 * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU
+    """HU of an 8-bit slice export under :data:`GREY8_WINDOW_HU` (an estimate: see the module docstring)."""
+    low, high = GREY8_WINDOW_HU
+    return np.asarray(grey, dtype=np.float32) / 255.0 * (high - low) + low
 
 
 @dataclass(frozen=True)

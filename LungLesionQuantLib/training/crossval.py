@@ -62,8 +62,8 @@ def evaluate(data: Path, fold_dir: Path, model_dir: Path, export: Path | None = 
                                                                   "type": fold_dir / f"fold{k}" / "type.onnx"})
         fold_values: dict[str, dict[str, list]] = {s: {m: [] for m in MEASURES} for s in per_setting}
         for i in test:
-            unit, reference = native[i]
-            hu = grey8_to_hu(unit * 255.0)[None]
+            grey, reference = native[i]
+            hu = grey8_to_hu(grey)[None]
             reference = np.where(reference == 1, GGO, np.where(reference == 2, CONS, 0))
             for setting in per_setting:
                 lung = np.ones(hu.shape, bool) if setting == "given-lung" else None

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from ..imageio import read_ct, to_lps
-from ..preprocessing import bounding_fit, fit_box, hu_to_unit, whole_slice_fit
+from ..preprocessing import bounding_fit, fit_box, grey8_to_hu, hu_to_unit, whole_slice_fit
 from .lung_labels import derive_lung_mask
 
 # NY-SBU single slices, each checked by eye against its derived lung mask (2026-11-22):
@@ -77,17 +77,19 @@ def _grey(path: Path) -> np.ndarray:
 
 
 def load_semiseg_train(data: Path, size: int) -> tuple[SliceSet, list[tuple[np.ndarray, np.ndarray]]]:
-    """The 50 radiologist-labelled slices (0 background, 1 GGO, 2 Cons), as published.
+    """The 50 radiologist-labelled slices (0 background, 1 GGO, 2 Cons), as published; grey
+    read as HU by :func:`preprocessing.grey8_to_hu`, then windowed as every input.
 
-    Also returns the full-resolution (image in [0,1], label) pairs for evaluation at native size.
+    Also returns the published (grey 0-255, label) pairs, for evaluation at native size.
     """
     folder = data / "semiseg_train"
     names = sorted((p.stem for p in (folder / "images").glob("*.jpg")), key=int)
     images, labels, native = [], [], []
     for name in names:
-        unit = _grey(folder / "images" / f"{name}.jpg") / 255.0
+        grey = _grey(folder / "images" / f"{name}.jpg")
+        unit = hu_to_unit(grey8_to_hu(grey))
         label = np.asarray(Image.open(folder / "labels" / f"{name}.png"), dtype=np.uint8)
-        native.append((unit.astype(np.float32), label))
+        native.append((grey, label))
         img, lab = _fit_pair(unit, label, size)
         images.append(img)
         labels.append(lab)

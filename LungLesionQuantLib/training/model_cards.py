@@ -42,20 +42,29 @@ STAGES = {
         "data": ("50 slices with radiologist labels of GGO and consolidation (MedSeg / SIRM, via COVID-SemiSeg, "
                  "Fan et al. 2020), half of each batch; 677 slices of 6 Coronacases patients with infection "
                  "masks by two radiologists verified by a senior one (Ma et al., Zenodo 3757476, CC BY-NC-SA), "
-                 "the other half. 8-bit lung-window exports read as unit = g / 255 (HU ≈ g/255×1500−1350: "
-                 "the true window is unknown — an assumption, hence the window jitter)."),
+                 "the other half. Intensities: the 8-bit GGO/Cons slices are read as HU = g/255×1392−1196, a window "
+                 "estimated by matching their histogram landmarks (aerated lung, soft tissue) to those of real HU CTs "
+                 "(`preprocessing.GREY8_WINDOW_HU`); the Coronacases slices, exported under a much wider window, are "
+                 "re-mapped per patient by the same landmarks (`training.datasets.CT_LANDMARKS_UNIT`). Both are "
+                 "estimates, hence the wide window/gamma jitter."),
         "labels": "As published: GGO and Cons merged into one lesion label; infection masks as they are.",
         "limits": ("2D only; trained on 56 patients' slices; the 50 GGO/Cons slices have no patient ids, so "
-                   "cross-validation is by slice (slices of one patient may fall in both train and test folds)."),
+                   "cross-validation is by slice (slices of one patient may fall in both train and test folds). "
+                   "On whole CTs the network also fires on chest-wall and mediastinal soft tissue, so the cascade "
+                   "keeps lesion only inside the lung stage's mask (holes filled, grown by 2 mm): dense pleural "
+                   "consolidation that the lung stage leaves out is then missed as well."),
     },
     "type": {
         "title": "Type stage (GGO vs consolidation)",
         "input": "2 channels: the lesion-stage crop, and the lesion mask (ground truth in training, perturbed by ±1–2 px).",
         "output": "3 classes (background, GGO, Cons); inside the lesion, Cons where p(Cons) > p(GGO), else GGO.",
-        "data": "The 50 radiologist-labelled GGO/Cons slices (MedSeg / SIRM via COVID-SemiSeg).",
+        "data": ("The 50 radiologist-labelled GGO/Cons slices (MedSeg / SIRM via COVID-SemiSeg), read as HU = "
+                 "g/255×1392−1196 (window estimated from histogram landmarks, see the lesion card)."),
         "labels": "As published by the radiologist: 1 GGO, 2 consolidation.",
         "limits": ("Only 50 labelled slices: consolidation is the least reliable label (Bartoli et al. also "
-                   "found Cons hardest). No HU prior relative to the pulmonary artery is used."),
+                   "found Cons hardest). No HU prior relative to the pulmonary artery is used. GGO vs Cons rests on "
+                   "attenuation, so it depends on the estimated window of the training slices: on the RICORD CT the "
+                   "model calls the dense cores of the peripheral opacities Cons and their rims GGO."),
     },
 }
 

@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from LungLesionQuantLib.errors import InputError
 from LungLesionQuantLib.imageio import case_name, read_ct, to_lps
+from LungLesionQuantLib.preprocessing import GREY8_WINDOW_HU
 from conftest import SAMPLE_CT, shared
 
 
@@ -73,7 +74,8 @@ def test_slice_image_is_a_one_slice_volume_in_hu():
     size = loaded.image.GetSize()
     assert size[2] == 1 and loaded.image.GetSpacing() == (1.0, 1.0, 1.0)
     hu = sitk.GetArrayViewFromImage(loaded.image)
-    assert hu.min() == pytest.approx(-1350.0) and hu.max() == pytest.approx(150.0)
+    assert hu.min() == pytest.approx(GREY8_WINDOW_HU[0]) and hu.max() == pytest.approx(GREY8_WINDOW_HU[1])
+    assert "estimated window" in loaded.note
 
 
 def test_bundled_sample_and_lps_orientation():

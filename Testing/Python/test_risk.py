@@ -87,8 +87,20 @@ def synthetic_cohort(n: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+def write_synthetic(frame: pd.DataFrame, folder, measured: int | None = None):
+    """The SYNTHETIC cohort as files: cohort CSV without the extent, and a segment-like
+    measurements.csv holding the extents of the first ``measured`` ids (all by default)."""
+    seg = folder / "segment_out"
+    seg.mkdir()
+    rows = frame.iloc[:measured] if measured else frame
+    rows[["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(seg / "measurements.csv", index=False)
+    cohort = folder / "SYNTHETIC_cohort.csv"
+    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    return cohort, seg
+
+
 def test_synthetic_cohort_recovers_bartoli_model_c(tmp_path):
-    frame = synthetic_cohort(12000, seed=1)
+    frame = synthetic_cohort(8000, seed=1)
     covariates = ["AGE", "SEX", "HYPERTENSION", "DIABETES", "CANCER", "RESPIRATORY", "CARDIAC", "SYMPTOMS_GT7D"]
     study = fit_study(frame, "ID", "OUTCOME", covariates, synthetic=True)
     assert study.summary["synthetic"] is True
@@ -104,12 +116,7 @@ def test_synthetic_cohort_recovers_bartoli_model_c(tmp_path):
 
 
 def test_lr_test_is_the_hand_computed_deviance_difference(tmp_path):
-    frame = synthetic_cohort(1500, seed=2)
-    measurements = tmp_path / "segment_out"
-    measurements.mkdir()
-    frame[["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(measurements / "measurements.csv", index=False)
-    cohort = tmp_path / "SYNTHETIC_cohort.csv"
-    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    cohort, measurements = write_synthetic(synthetic_cohort(1500, seed=2), tmp_path)
     loaded, notes = load_cohort(cohort, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], extent_from=measurements)
     study = fit_study(loaded, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True)
     train = loaded[study.predictions["split"].to_numpy() == "train"]
@@ -147,23 +154,13 @@ def test_bad_cohorts_get_clear_errors(tmp_path):
 
 
 def test_some_ids_without_measurements_are_named(tmp_path):
-    frame = synthetic_cohort(400, seed=3)
-    out = tmp_path / "seg"
-    out.mkdir()
-    frame.iloc[:390][["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(out / "measurements.csv", index=False)
-    cohort = tmp_path / "SYNTHETIC_cohort.csv"
-    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    cohort, out = write_synthetic(synthetic_cohort(400, seed=3), tmp_path, measured=390)
     loaded, notes = load_cohort(cohort, "ID", "OUTCOME", ["AGE"], extent_from=out)
     assert len(loaded) == 390 and "10 of 400 ids match no measurement" in notes[0] and "SYNTHETIC-00399" in notes[0]
 
 
 def test_predict_command_with_a_patients_measurements(real_fit, tmp_path, capsys):
-    frame = synthetic_cohort(2000, seed=4)
-    seg = tmp_path / "seg"
-    seg.mkdir()
-    frame[["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(seg / "measurements.csv", index=False)
-    cohort = tmp_path / "SYNTHETIC_cohort.csv"
-    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
+    cohort, seg = write_synthetic(synthetic_cohort(2000, seed=4), tmp_path)
     out = tmp_path / "fit"
     assert main(["risk", "fit", "--cohort", str(cohort), "--id-column", "ID", "--outcome", "OUTCOME",
                  "--covariates", "AGE", "SEX", "--extent-from", str(seg), "-o", str(out)]) == 0

@@ -36,6 +36,13 @@ def segment_mask(seg_node, name, reference_node):
     return _segment_mask(seg_node, mrml.find_segment_ids(seg_node)[name], reference_node)
 
 
+def fresh_segmentation(scene, ct, cascade):
+    """A new segmentation of the CT, its measures, the voxel volume and each segment's mask."""
+    seg, table, measured = segment_volume_node(scene, ct, cascade)
+    masks = {name: segment_mask(seg, name, ct) for name in ("LungN", "GGO", "Cons")}
+    return seg, table, measured, np.prod(ct.GetSpacing()) / 1000, masks
+
+
 @pytest.fixture(scope="module")
 def segmented(cascade):
     scene = mrml.new_scene()
@@ -56,11 +63,8 @@ def test_segment_creates_named_segments_and_a_table(segmented):
 
 def test_edits_change_the_table_by_exactly_the_edited_volume(segmented, cascade):
     scene, ct, _, _, _ = segmented
-    seg, table, before = segment_volume_node(scene, ct, cascade)
-    voxel_cm3 = np.prod(ct.GetSpacing()) / 1000
-    ggo = segment_mask(seg, "GGO", ct)
-    lung_n = segment_mask(seg, "LungN", ct)
-    cons = segment_mask(seg, "Cons", ct)
+    seg, table, before, voxel_cm3, masks = fresh_segmentation(scene, ct, cascade)
+    ggo, lung_n, cons = masks["GGO"], masks["LungN"], masks["Cons"]
     # erase every GGO voxel in the lower half of the slices
     erase = np.zeros_like(ggo)
     erase[: ggo.shape[0] // 2] = True
@@ -86,15 +90,12 @@ def test_edits_change_the_table_by_exactly_the_edited_volume(segmented, cascade)
 
 def test_irregular_edits_get_warnings_and_defined_results(segmented, cascade):
     scene, ct, _, _, _ = segmented
-    seg, _, before = segment_volume_node(scene, ct, cascade)
-    voxel_cm3 = np.prod(ct.GetSpacing()) / 1000
-    lung_n = segment_mask(seg, "LungN", ct)
-    ggo = segment_mask(seg, "GGO", ct)
+    seg, _, before, voxel_cm3, masks = fresh_segmentation(scene, ct, cascade)
+    lung_n, ggo, cons = masks["LungN"], masks["GGO"], masks["Cons"]
     # overlap: paint Cons over normal lung without removing it from LungN
     z, y, x = np.argwhere(lung_n)[0]
     overlap = np.zeros_like(lung_n)
     overlap[z, y, x] = True
-    cons = segment_mask(seg, "Cons", ct)
     set_segment_mask(seg, mrml.find_segment_ids(seg)["Cons"], cons | overlap, ct)
     # lesion outside the lung: a GGO block in a corner of the volume, far from any lung
     outside = np.zeros_like(ggo)
@@ -169,15 +170,10 @@ def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade
 
 def test_risk_panel_logic_fits_and_predicts_with_this_ct_extent(segmented, tmp_path):
     from LungLesionQuantLib.scene import fit_risk_to_table, predict_from_table
-    from test_risk import synthetic_cohort
+    from test_risk import synthetic_cohort, write_synthetic
 
     scene, ct, seg, table, measured = segmented
-    frame = synthetic_cohort(1500, seed=5)
-    seg_out = tmp_path / "seg"
-    seg_out.mkdir()
-    frame[["ID", "lesion_extent_pct"]].rename(columns={"ID": "case"}).to_csv(seg_out / "measurements.csv", index=False)
-    cohort = tmp_path / "SYNTHETIC_cohort.csv"
-    frame.drop(columns=["lesion_extent_pct"]).to_csv(cohort, index=False)
+    cohort, seg_out = write_synthetic(synthetic_cohort(1500, seed=5), tmp_path)
     odds, written, study = fit_risk_to_table(scene, cohort, "ID", "OUTCOME", ["AGE", "SEX"], seg_out, None, tmp_path / "risk")
     assert set(slicer.util.dataframeFromTable(odds)["model"]) == {"A", "C"}
     result, model = predict_from_table(written["model.json"], ["AGE=70", "SEX=M"], table)

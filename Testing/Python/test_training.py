@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from PIL import Image
 
 from LungLesionQuantLib.cascade import StageModel
 from LungLesionQuantLib.imageio import read_ct, to_lps
@@ -54,3 +55,17 @@ def test_a_short_training_run_exports_a_model_the_cascade_loads(tmp_path):
     with torch.no_grad():
         eager = torch.softmax(unet_from_onnx(tmp_path / "type.onnx")(torch.from_numpy(x)), dim=1).numpy()
     assert np.abs(eager - probs).max() < 1e-4
+
+
+def test_the_8bit_window_matches_the_slices_histogram_landmarks_to_real_cts():
+    from LungLesionQuantLib.preprocessing import GREY8_WINDOW_HU, WINDOW_HIGH_HU, WINDOW_LOW_HU
+    from LungLesionQuantLib.training.datasets import CT_LANDMARKS_UNIT, histogram_landmarks
+
+    folder = shared("semiseg_train/images")
+    grey = np.concatenate([np.asarray(Image.open(p).convert("L")).ravel() for p in sorted(folder.glob("*.jpg"))])
+    lung, soft = histogram_landmarks(grey)
+    low, high = GREY8_WINDOW_HU
+    for g, unit in ((lung, CT_LANDMARKS_UNIT[0]), (soft, CT_LANDMARKS_UNIT[1])):
+        hu_from_export = g / 255 * (high - low) + low
+        hu_on_ct = unit * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU
+        assert abs(hu_from_export - hu_on_ct) < 10.0
