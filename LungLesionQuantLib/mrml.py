@@ -97,7 +97,7 @@ def find_segment_ids(seg_node) -> dict[str, str | None]:
     found: dict[str, str | None] = {spec.name: None for spec in SEGMENTS}
     ids = list(segmentation.GetSegmentIDs())
     for spec in SEGMENTS:
-        code = f"^".join(spec.type)
+        code = "^".join(spec.type)
         for sid in ids:
             tag = vtk.mutable("")
             segment = segmentation.GetSegment(sid)

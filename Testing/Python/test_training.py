@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
