@@ -42,6 +42,3 @@ SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec(GGO, "GGO", (0.20, 0.80, 0.20), _MORPH, ("DCM", "112120", "Ground glass opacity")),
     SegmentSpec(CONS, "Cons", (1.00, 0.90, 0.10), _MORPH, ("SCT", "95436008", "Lung consolidation")),
 )
-
-SEGMENT_BY_NAME = {s.name: s for s in SEGMENTS}
-SEGMENT_BY_VALUE = {s.value: s for s in SEGMENTS}

@@ -35,6 +35,12 @@ def on_reference_grid(reference: sitk.Image, test: sitk.Image, name: str = "test
     return sitk.Resample(test, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
+def label_dice(reference: np.ndarray, test: np.ndarray) -> float:
+    """Dice of two binary masks; NaN when both are empty (undefined, see the module docstring)."""
+    total = int(reference.sum()) + int(test.sum())
+    return 2.0 * int((reference & test).sum()) / total if total else np.nan
+
+
 def surface_distances(reference: np.ndarray, test: np.ndarray, spacing_zyx: tuple[float, ...]) -> tuple[float, float]:
     """(95th-percentile Hausdorff, mean symmetric surface distance) in mm of two non-empty masks.
 
@@ -73,7 +79,7 @@ def compare(reference: sitk.Image, test: sitk.Image, name: str = "test") -> dict
         r, t = np.isin(ref, values), np.isin(tst, values)
         nr, nt, tp = int(r.sum()), int(t.sum()), int((r & t).sum())
         status = "empty in both" if nr + nt == 0 else "empty in reference" if nr == 0 else "empty in test" if nt == 0 else "both present"
-        dice = 2 * tp / (nr + nt) if nr + nt else np.nan
+        dice = label_dice(r, t)
         hd95, msd = surface_distances(r, t, spacing) if nr and nt else (np.nan, np.nan)
         row.update({f"{label}_dice": dice, f"{label}_sensitivity": tp / nr if nr else np.nan,
                     f"{label}_precision": tp / nt if nt else np.nan, f"{label}_hd95_mm": hd95,

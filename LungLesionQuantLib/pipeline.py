@@ -159,7 +159,7 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
     start = time.time()
     case = case_name(path)
     loaded = read_ct(path)
-    if not overwrite:
+    if not overwrite:  # fail before the slow part; write_case checks again just before writing
         protect_existing(out_root / case, overwrite=False)
     outputs = CaseOutputs(segment_image(loaded.image, cascade, progress), report=report,
                           dicom_files=loaded.dicom_files if dicom_seg else [])

@@ -19,6 +19,7 @@ from sklearn.model_selection import KFold
 
 from ..cascade import DEFAULT_MODEL_DIR, Cascade
 from ..labels import CONS, GGO
+from ..overlap import label_dice
 from ..preprocessing import grey8_to_hu
 from .datasets import load_semiseg_train
 
@@ -26,12 +27,10 @@ N_FOLDS = 5
 MEASURES = {"GGO": (GGO,), "Cons": (CONS,), "lesion": (GGO, CONS)}
 
 
-def slice_dice(reference: np.ndarray, predicted: np.ndarray) -> float | None:
-    """Dice of two binary masks; None when both are empty (undefined, Tang et al. 2020)."""
-    total = int(reference.sum()) + int(predicted.sum())
-    if total == 0:
-        return None
-    return 2.0 * int((reference & predicted).sum()) / total
+def slice_dice(reference: np.ndarray, predicted: np.ndarray, labels: tuple[int, ...]) -> float | None:
+    """Dice of one label group on a slice (:func:`overlap.label_dice`); None when empty in both."""
+    dice = label_dice(np.isin(reference, labels), np.isin(predicted, labels))
+    return None if np.isnan(dice) else dice
 
 
 def summarise(values: list[float | None]) -> dict:
@@ -72,7 +71,7 @@ def evaluate(data: Path, fold_dir: Path, model_dir: Path, export: Path | None = 
                     _save_slice(np.where(predicted >= GGO, predicted, 0), export / f"cv_{setting}" / f"slice{i:02d}.nii.gz")
                     _save_slice(reference, export / "reference" / f"slice{i:02d}.nii.gz")
                 for name, values in MEASURES.items():
-                    d = slice_dice(np.isin(reference, values), np.isin(predicted, values))
+                    d = slice_dice(reference, predicted, values)
                     per_setting[setting][name].append(d)
                     fold_values[setting][name].append(d)
         for setting, measures in fold_values.items():
