@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .cascade import DEFAULT_MODEL_DIR, Cascade
-from .errors import LungLesionQuantError
+from .cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
+from .errors import InputError, LungLesionQuantError
 from .pipeline import segment_batch
 
 
 def _segment(args: argparse.Namespace) -> int:
-    cascade = Cascade(args.models, device=args.device, threads=args.threads)
+    cascade = _cascade(args)
     bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
     state = {"case": ""}
 
@@ -101,6 +101,51 @@ def _risk_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_summary, summarise, write_evaluation
+
+    for folder in (args.images, args.labels):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: not a folder; expected a folder of images and one of reference label files")
+    cascade = _cascade(args)
+    bar = tqdm(unit="case", file=sys.stderr, dynamic_ncols=True)
+
+    def on_case(case: str) -> None:
+        bar.update(1)
+        bar.set_postfix_str(case)
+
+    result = evaluate(args.images, args.labels, cascade, args.reference_coding, on_case)
+    bar.close()
+    for line in result.unmatched:
+        print(f"unmatched {line}")
+    for line in result.failures:
+        print(f"FAILED  {line}")
+    if result.per_case.empty:
+        print(f"lunglesionquant: error: no image of {args.images} could be scored against {args.labels}; "
+              "expected images and label files with matching names", file=sys.stderr)
+        return 2
+    summary = summarise(result)
+    report = format_summary(summary, result)
+    print(report)
+    if args.output is not None:
+        write_evaluation(result, summary, report, args.output)
+        print(f"-> {args.output}")
+    return 1 if result.failures else 0
+
+
+def _cascade(args: argparse.Namespace) -> Cascade:
+    return Cascade(args.models, device=args.device, threads=args.threads, flips=LEFT_RIGHT if args.tta else ())
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="inference device (default: GPU when available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODEL_DIR, help="folder with lung.onnx, lesion.onnx, type.onnx")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average the lesion and type stages over the left-right mirrored slice "
+                             "(about 1.6x the time for +0.002 cross-validated Dice)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lunglesionquant", description="Segment and measure COVID-19 lung lesions on chest CT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "OUT/measurements.csv has a row per case.")
     seg.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
-    seg.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="inference device (default: GPU when available)")
-    seg.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
-    seg.add_argument("--models", type=Path, default=DEFAULT_MODEL_DIR, help="folder with lung.onnx, lesion.onnx, type.onnx")
+    _add_inference_options(seg)
     seg.add_argument("--overwrite", action="store_true", help="replace earlier results (files edited since are kept as backups)")
     seg.add_argument("--report", action="store_true", help="also write OUT/<case>/report.pdf (overlay montage and table)")
     seg.add_argument("--dicom-seg", action="store_true", help="also write OUT/<case>/segmentation.dcm (DICOM SEG) for DICOM input")
@@ -127,6 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
     agr.add_argument("--test", type=Path, action="append", required=True, metavar="DIR", help="a test set; repeat for several")
     agr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     agr.set_defaults(run=_agreement)
+
+    ev = sub.add_parser("evaluate", help="accuracy of the cascade on labelled images: Dice, sensitivity, specificity, volume errors",
+                        description="Segments each image of --images (PNG/JPG slices, volume files, DICOM folders) and compares it "
+                                    "with the label file of the same name in --labels (PNG, NIfTI/NRRD label maps, .seg.nrrd, or "
+                                    "case folders as 'segment' writes them). Prints per-label Dice (mean ± SD over slices, both "
+                                    "rules for slices empty in both masks), sensitivity, specificity, volume/extent MAE and bias.")
+    ev.add_argument("--images", type=Path, required=True, metavar="DIR")
+    ev.add_argument("--labels", type=Path, required=True, metavar="DIR")
+    ev.add_argument("-o", "--output", type=Path, default=None, metavar="OUT",
+                    help="also write per_slice.csv, per_case.csv, summary.csv, report.txt and predictions/")
+    ev.add_argument("--reference-coding", choices=["auto", "ggo-cons", "llq", "lung", "lesion"], default="auto",
+                    help="reference values: ggo-cons 0/1 GGO/2 Cons; llq 0/1 LungN/2 GGO/3 Cons; lung or lesion: any non-zero; "
+                         "auto (default): ggo-cons for PNG, llq otherwise")
+    _add_inference_options(ev)
+    ev.set_defaults(run=_evaluate)
 
     risk = sub.add_parser("risk", help="logistic risk models of an outcome (clinical covariates, score, lesion extent)")
     risk_sub = risk.add_subparsers(dest="risk_command", required=True)

@@ -112,7 +112,7 @@ class CaseOutputs:
 
 
 def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: Path, source: str = "",
-               overwrite: bool = False, model_hashes: dict | None = None) -> CaseResult:
+               overwrite: bool = False, inference: dict | None = None) -> CaseResult:
     """Write the per-case layout for a CT and its labels; returns the measurements.
 
     Adds ``report.pdf`` when asked, and ``segmentation.dcm`` (DICOM SEG) when the CT's
@@ -145,7 +145,8 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
         written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, out_dir / DICOM_SEG_FILE))
     provenance = {
         "tool": "LungLesionQuant", "version": __version__, "input": source,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": model_hashes or {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": (inference or {}).get("models", {}),
+        "inference": (inference or {}).get("settings", {}),
         "notes": notes, "warnings": outputs.warnings, "written": {p.name: sha256(p) for p in written},
     }
     with atomic_path(out_dir / PROVENANCE_FILE) as tmp:
@@ -163,7 +164,7 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
         protect_existing(out_root / case, overwrite=False)
     outputs = CaseOutputs(segment_image(loaded.image, cascade, progress), report=report,
                           dicom_files=loaded.dicom_files if dicom_seg else [])
-    result = write_case(case, loaded.image, outputs, out_root / case, f"{loaded.source} ({loaded.note})", overwrite, cascade.model_hashes())
+    result = write_case(case, loaded.image, outputs, out_root / case, f"{loaded.source} ({loaded.note})", overwrite, cascade.provenance())
     result.notes.insert(0, loaded.note)
     result.seconds = time.time() - start
     return result

@@ -75,17 +75,21 @@ def fit_box(slices: np.ndarray, fit: SquareFit, order: int = 1, pad_value: float
     box = slices[:, fit.r0:fit.r1, fit.c0:fit.c1]
     pr, pc = fit.pads
     side = fit.side
-    square = np.full((box.shape[0], side, side), pad_value, dtype=np.float32)
-    square[:, pr:pr + box.shape[1], pc:pc + box.shape[2]] = box
+    if box.shape[1:] == (side, side):
+        square = np.asarray(box, dtype=np.float32)
+    else:
+        square = np.full((box.shape[0], side, side), pad_value, dtype=np.float32)
+        square[:, pr:pr + box.shape[1], pc:pc + box.shape[2]] = box
     zoom = fit.size / side
     return ndimage.zoom(square, (1, zoom, zoom), order=order, mode="nearest", grid_mode=True)
 
 
-def unfit_box(maps: np.ndarray, fit: SquareFit, shape: tuple[int, int], order: int = 1) -> np.ndarray:
-    """Inverse of :func:`fit_box` for (N, size, size) maps: back into (N, H, W), zero outside the box.
+def unfit_mask(maps: np.ndarray, fit: SquareFit, order: int = 1) -> np.ndarray:
+    """Inverse of :func:`fit_box` for (N, size, size) maps, thresholded: where the map resampled
+    back onto ``fit``'s box exceeds 0.5, as a bool array (N, r1 - r0, c1 - c0).
 
-    Resampled by SimpleITK (multithreaded; the pixel-centre convention of ``fit_box``), and
-    only over the box, since this runs on every slice at full resolution.
+    Resampled and thresholded by SimpleITK (multithreaded; the pixel-centre convention of
+    ``fit_box``), and only over the box, since this runs on every slice at full resolution.
     """
     scale = fit.side / fit.size
     pr, pc = fit.pads
@@ -96,9 +100,8 @@ def unfit_box(maps: np.ndarray, fit: SquareFit, shape: tuple[int, int], order: i
     interpolator = sitk.sitkLinear if order == 1 else sitk.sitkNearestNeighbor
     box = sitk.Resample(small, (int(w), int(h), int(maps.shape[0])), sitk.Transform(), interpolator, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0),
                         small.GetDirection(), 0.0, sitk.sitkFloat32)
-    out = np.zeros((maps.shape[0],) + tuple(shape), dtype=np.float32)
-    out[:, fit.r0:fit.r1, fit.c0:fit.c1] = sitk.GetArrayViewFromImage(box)
-    return out
+    above = sitk.BinaryThreshold(box, float(np.nextafter(0.5, 1.0)), float(np.finfo(np.float64).max), 1, 0)  # > 0.5
+    return sitk.GetArrayFromImage(above).view(bool)
 
 
 def whole_slice_fit(shape: tuple[int, int], size: int) -> SquareFit:

@@ -1,8 +1,9 @@
 """Rebuild every bundled model from ``../shared/data``: ``python -m LungLesionQuantLib.training``.
 
-Trains the final lung, lesion and type models on all data, then (unless ``--no-cv``) the
-5-fold models of the lesion and type stages on the 50 labelled slices, and evaluates the
-folds through the product's own inference cascade (``crossval``). Uses a GPU when present.
+Trains the lung model on all data; then (unless ``--no-cv``) the 5-fold models of the lesion
+and type stages on the 50 labelled slices, which ``crossval`` evaluates through the product's
+own inference cascade; then the final lesion and type models on all data. The lesion stages
+are framed by the lung model in ``--models``. Uses a GPU when present.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import numpy as np
 import torch
 from sklearn.model_selection import KFold
 
-from .datasets import load_lesion_labelled, load_lung_slices, load_semiseg_train
-from .train import SIZE, Pool, stage_specs, train_stage
+from ..cascade import Cascade
+from .datasets import (frame_slices, load_lung_slices, read_lesion_labelled, read_radiopaedia_unlabelled, read_semiseg_train,
+                       with_derived_lungs)
+from .train import LESION_SIZE, LUNG_SIZE, Pool, stage_specs, train_stage
 
 N_FOLDS = 5
 REPO = Path(__file__).resolve().parents[2]
@@ -43,38 +46,47 @@ def main(argv: list[str] | None = None) -> int:
         logfile.flush()
 
     specs = stage_specs(args.steps_scale)
-    semiseg, _ = load_semiseg_train(args.data, SIZE)
-    lesion_sets = load_lesion_labelled(args.data, SIZE) if "lesion" in args.stages else None
-    log(f"data: {len(semiseg.images)} GGO/Cons slices" + (f", {len(lesion_sets.images)} infection slices" if lesion_sets else ""))
-
-    def lesion_pools(idx: np.ndarray) -> list[Pool]:
-        return [Pool(semiseg.images[idx], (semiseg.labels[idx] > 0).astype(np.uint8), 0.5),
-                Pool(lesion_sets.images, lesion_sets.labels, 0.5)]
-
-    def type_pools(idx: np.ndarray) -> list[Pool]:
-        return [Pool(semiseg.images[idx], semiseg.labels[idx], 1.0)]
-
-    all_idx = np.arange(len(semiseg.images))
     if "lung" in args.stages:
-        lung = load_lung_slices(args.data, SIZE)
+        lung = load_lung_slices(args.data, LUNG_SIZE)
         groups = np.array(lung.groups)
         pools = [Pool(lung.images[groups == g], lung.labels[groups == g], share) for g, share in
-                 (("dicom/ricord_1a_000082", 0.45), ("dicom/lung_pet_ct_dx_A0001", 0.3))]
+                 (("dicom/ricord_1a_000082", 0.2), ("dicom/lung_pet_ct_dx_A0001", 0.15))]
         ny = ~np.isin(groups, ["dicom/ricord_1a_000082", "dicom/lung_pet_ct_dx_A0001"])
-        pools.append(Pool(lung.images[ny], lung.labels[ny], 0.25))
-        log(f"lung data: {len(lung.images)} slices")
+        pools.append(Pool(lung.images[ny], lung.labels[ny], 0.1))
+        # Published 8-bit slices (not the 50 GGO/Cons slices, which cross-validation holds out)
+        published = [frame_slices(with_derived_lungs(reader(args.data)), LUNG_SIZE)
+                     for reader in (read_lesion_labelled, read_radiopaedia_unlabelled)]
+        pools += [Pool(p.images, p.labels, 0.275) for p in published]
+        log(f"lung data: {len(lung.images)} CT slices, {sum(len(p.images) for p in published)} published slices")
         train_stage(specs["lung"], pools, args.models / "lung.onnx", log=log)
-    if "lesion" in args.stages:
-        train_stage(specs["lesion"], lesion_pools(all_idx), args.models / "lesion.onnx", log=log)
-    if "type" in args.stages:
-        train_stage(specs["type"], type_pools(all_idx), args.models / "type.onnx", log=log)
+    lesion_stages = [s for s in ("lesion", "type") if s in args.stages]
+    if not lesion_stages:
+        log("training done")
+        return 0
+
+    # The lesion stages see slices framed both ways the cascade frames them: whole (a slice
+    # given as lung region) and cropped to the lungs that the lung stage finds.
+    find_lung = Cascade(args.models, device="cpu", threads=args.threads).lung_mask
+    semiseg_native, _ = read_semiseg_train(args.data)
+    semiseg = [frame_slices(semiseg_native, LESION_SIZE), frame_slices(semiseg_native, LESION_SIZE, find_lung)]
+    infection_native = read_lesion_labelled(args.data)
+    infection = [frame_slices(infection_native, LESION_SIZE), frame_slices(infection_native, LESION_SIZE, find_lung)]
+    log(f"data: {len(semiseg_native.units)} GGO/Cons slices, {len(infection_native.units)} infection slices, each framed 2 ways")
+
+    def pools_for(stage: str, idx: np.ndarray) -> list[Pool]:
+        if stage == "type":
+            return [Pool(s.images[idx], s.labels[idx], 0.5) for s in semiseg]
+        return ([Pool(s.images[idx], (s.labels[idx] > 0).astype(np.uint8), 0.25) for s in semiseg]
+                + [Pool(s.images, s.labels, 0.25) for s in infection])
+
+    all_idx = np.arange(len(semiseg_native.units))
     if not args.no_cv:
         folds = KFold(N_FOLDS, shuffle=True, random_state=0)
         for k, (train_idx, _test_idx) in enumerate(folds.split(all_idx)):
-            if "lesion" in args.stages:
-                train_stage(specs["lesion"], lesion_pools(train_idx), args.work / "cv" / f"fold{k}" / "lesion.onnx", seed=k + 1, log=log)
-            if "type" in args.stages:
-                train_stage(specs["type"], type_pools(train_idx), args.work / "cv" / f"fold{k}" / "type.onnx", seed=k + 1, log=log)
+            for stage in lesion_stages:
+                train_stage(specs[stage], pools_for(stage, train_idx), args.work / "cv" / f"fold{k}" / f"{stage}.onnx", seed=k + 1, log=log)
+    for stage in lesion_stages:
+        train_stage(specs[stage], pools_for(stage, all_idx), args.models / f"{stage}.onnx", log=log)
     log("training done")
     return 0
 

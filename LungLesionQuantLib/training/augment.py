@@ -81,3 +81,16 @@ def perturb_mask(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             m = 1.0 - F.max_pool2d(1.0 - m, 2 * r + 1, stride=1, padding=r)
         out.append(m[0])
     return torch.stack(out)
+
+
+def random_patch(image: torch.Tensor, label: torch.Tensor, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random ``size``² window of each (B, C, S, S) sample: the network is fully convolutional,
+    so it trains on windows and runs on whole inputs, at a resolution that would cost twice as
+    much per step if trained whole."""
+    s = image.shape[-1]
+    if size >= s:
+        return image, label
+    corners = torch.randint(0, s - size + 1, (image.shape[0], 2), generator=gen).tolist()
+    image = torch.stack([image[i, :, r:r + size, c:c + size] for i, (r, c) in enumerate(corners)])
+    label = torch.stack([label[i, :, r:r + size, c:c + size] for i, (r, c) in enumerate(corners)])
+    return image, label

@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 from PIL import Image
+from scipy import ndimage
 
 from ..imageio import read_ct, to_lps
-from ..preprocessing import bounding_fit, fit_box, grey8_to_hu, hu_to_unit, whole_slice_fit
-from .lung_labels import derive_lung_mask
+from ..preprocessing import WINDOW_HIGH_HU, WINDOW_LOW_HU, bounding_fit, fit_box, grey8_to_hu, hu_to_unit, whole_slice_fit
+from .lung_labels import crop_body_mask, derive_lung_mask
 
 # NY-SBU single slices, each checked by eye against its derived lung mask (2026-11-22):
 # "derived" where the HU rule outlines the lungs well, "empty" where the slice lies below the
@@ -65,38 +67,74 @@ class SliceSet:
     groups: list[str]
 
 
-def _fit_pair(image_unit: np.ndarray, label: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    fit = whole_slice_fit(image_unit.shape[-2:], size)
-    img = fit_box(image_unit[None].astype(np.float32), fit, order=1)[0]
-    lab = fit_box(label[None].astype(np.float32), fit, order=0)[0]
-    return img, lab.astype(np.uint8)
+LungFinder = Callable[[np.ndarray], np.ndarray]
+"""HU slices (Z, H, W) of one volume → their lung mask; in training, the bundled lung stage."""
+
+
+@dataclass
+class NativeSlices:
+    """Slices at their published size: images in [0, 1] (lung window), labels, names, volumes."""
+
+    units: list[np.ndarray]
+    labels: list[np.ndarray]
+    names: list[str]
+    groups: list[str]
+
+
+def frame_slices(native: NativeSlices, size: int, find_lung: LungFinder | None = None) -> SliceSet:
+    """Fit each slice to the network's square input, as the cascade frames it.
+
+    Without ``find_lung``: the whole slice (the lung stage's view). With it: the box around
+    the lungs that ``find_lung`` finds in the slice's volume (the lesion stages' view, where
+    the lungs fill more of the input); a volume without lung falls back to whole slices.
+    """
+    images: list[np.ndarray] = [None] * len(native.units)  # type: ignore[list-item]
+    labels: list[np.ndarray] = [None] * len(native.units)  # type: ignore[list-item]
+    volumes = [(g, u.shape) for g, u in zip(native.groups, native.units)]
+    for volume in dict.fromkeys(volumes):
+        idx = [i for i, v in enumerate(volumes) if v == volume]
+        units = np.stack([native.units[i] for i in idx]).astype(np.float32)
+        fit = None
+        if find_lung is not None:
+            fit = bounding_fit(find_lung(units * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU), size)
+        fit = fit or whole_slice_fit(units.shape[-2:], size)
+        fitted = fit_box(units, fit, order=1)
+        fitted_labels = fit_box(np.stack([native.labels[i] for i in idx]).astype(np.float32), fit, order=0)
+        for j, i in enumerate(idx):
+            images[i], labels[i] = fitted[j], fitted_labels[j].astype(np.uint8)
+    return SliceSet(np.stack(images), np.stack(labels), list(native.names), list(native.groups))
 
 
 def _grey(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), dtype=np.float32)
 
 
-def load_semiseg_train(data: Path, size: int) -> tuple[SliceSet, list[tuple[np.ndarray, np.ndarray]]]:
+def read_semiseg_train(data: Path) -> tuple[NativeSlices, list[tuple[np.ndarray, np.ndarray]]]:
     """The 50 radiologist-labelled slices (0 background, 1 GGO, 2 Cons), as published; grey
-    read as HU by :func:`preprocessing.grey8_to_hu`, then windowed as every input.
+    read as HU by :func:`preprocessing.grey8_to_hu`, then windowed as every input. Each slice
+    is its own volume (no patient ids are published).
 
     Also returns the published (grey 0-255, label) pairs, for evaluation at native size.
     """
     folder = data / "semiseg_train"
     names = sorted((p.stem for p in (folder / "images").glob("*.jpg")), key=int)
-    images, labels, native = [], [], []
+    units, labels, native = [], [], []
     for name in names:
         grey = _grey(folder / "images" / f"{name}.jpg")
-        unit = hu_to_unit(grey8_to_hu(grey))
         label = np.asarray(Image.open(folder / "labels" / f"{name}.png"), dtype=np.uint8)
         native.append((grey, label))
-        img, lab = _fit_pair(unit, label, size)
-        images.append(img)
-        labels.append(lab)
-    return SliceSet(np.stack(images), np.stack(labels), names, ["semiseg"] * len(names)), native
+        units.append(hu_to_unit(grey8_to_hu(grey)))
+        labels.append(label)
+    return NativeSlices(units, labels, names, [f"semiseg:{n}" for n in names]), native
 
 
-def load_lesion_labelled(data: Path, size: int) -> SliceSet:
+def load_semiseg_train(data: Path, size: int) -> tuple[SliceSet, list[tuple[np.ndarray, np.ndarray]]]:
+    """:func:`read_semiseg_train`, whole slices fitted to ``size``."""
+    slices, native = read_semiseg_train(data)
+    return frame_slices(slices, size), native
+
+
+def read_lesion_labelled(data: Path) -> NativeSlices:
     """677 slices of 6 Coronacases patients, infection (GGO and Cons together) as label 1.
 
     The published slices are transposed (spine on the left); they are turned back to
@@ -110,17 +148,54 @@ def load_lesion_labelled(data: Path, size: int) -> SliceSet:
     for volume in sorted({row["volume"] for row in rows}):
         stack = np.concatenate([greys[row["jpg"]].ravel() for row in rows if row["volume"] == volume])
         landmarks[volume] = histogram_landmarks(stack)
-    images, labels, names, groups = [], [], [], []
+    slices = NativeSlices([], [], [], [])
     for row in rows:
         stem = Path(row["jpg"]).stem
-        unit = _match_landmarks(greys[row["jpg"]].astype(np.float32), landmarks[row["volume"]])
-        label = np.flipud((np.asarray(Image.open(folder / "labels" / f"{stem}.png")) > 127).T).astype(np.uint8)
-        img, lab = _fit_pair(unit, label, size)
-        images.append(img)
-        labels.append(lab)
-        names.append(stem)
-        groups.append(row["volume"])
-    return SliceSet(np.stack(images), np.stack(labels), names, groups)
+        slices.units.append(_match_landmarks(greys[row["jpg"]].astype(np.float32), landmarks[row["volume"]]))
+        slices.labels.append(np.flipud((np.asarray(Image.open(folder / "labels" / f"{stem}.png")) > 127).T).astype(np.uint8))
+        slices.names.append(stem)
+        slices.groups.append(row["volume"])
+    return slices
+
+
+def read_radiopaedia_unlabelled(data: Path) -> NativeSlices:
+    """481 slices of 10 Radiopaedia COVID-19 patients with *predicted* infection masks
+    (Semi-Inf-Net pseudo-labels: used only to add lesions back to derived lung labels, never
+    as lesion ground truth). Transposed like the Coronacases slices and exported under a
+    different window per patient: re-mapped per patient by histogram landmarks."""
+    folder = data / "semiseg_unlabeled"
+    paths = sorted((folder / "images").glob("*.jpg"))
+    patient = {p: p.stem.rsplit("_", 1)[0] for p in paths}
+    greys = {p: np.flipud(_grey(p).T).astype(np.uint8) for p in paths}
+    landmarks = {v: histogram_landmarks(np.concatenate([greys[p].ravel() for p in paths if patient[p] == v]))
+                 for v in sorted(set(patient.values()))}
+    slices = NativeSlices([], [], [], [])
+    for p in paths:
+        slices.units.append(_match_landmarks(greys[p].astype(np.float32), landmarks[patient[p]]))
+        slices.labels.append(np.flipud((np.asarray(Image.open(folder / "pseudo_labels" / f"{p.stem}.png")) > 127).T).astype(np.uint8))
+        slices.names.append(p.stem)
+        slices.groups.append(patient[p])
+    return slices
+
+
+# Pixel size assumed for the published 8-bit slices (their DICOM spacing is not published):
+# typical of chest CTs reconstructed on a 512 matrix over a 35 cm field of view.
+SLICE_PIXEL_MM = 0.7
+
+
+def with_derived_lungs(native: NativeSlices) -> NativeSlices:
+    """The slices with lung labels: the HU rule (:func:`derive_lung_mask` with
+    :func:`crop_body_mask`, slice by slice) joined with the lesions that touch it, in-plane
+    holes filled, so that consolidated lung counts as lung (lesion specks off the lung, as
+    pseudo-labels have at the image edge, are not added)."""
+    labels = []
+    for unit, lesion in zip(native.units, native.labels):
+        hu = unit[None] * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU
+        lung = derive_lung_mask(hu, (1.0, SLICE_PIXEL_MM, SLICE_PIXEL_MM), crop_body_mask(hu))[0]
+        regions, _ = ndimage.label(lesion > 0, np.ones((3, 3), bool))
+        touching = np.unique(regions[ndimage.binary_dilation(lung, iterations=2) & (regions > 0)])
+        labels.append(ndimage.binary_fill_holes(lung | np.isin(regions, touching)).astype(np.uint8))
+    return NativeSlices(native.units, labels, native.names, native.groups)
 
 
 def load_lung_slices(data: Path, size: int) -> SliceSet:

@@ -14,6 +14,7 @@ from scipy import ndimage
 
 BODY_HU = -500.0
 AIR_HU = -400.0
+OUTSIDE_HU = -1250.0
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -39,10 +40,24 @@ def body_mask(hu: np.ndarray) -> np.ndarray:
     return body
 
 
-def derive_lung_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float]) -> np.ndarray:
-    """A lung mask for a (Z, Y, X) HU array in radiological orientation."""
+def crop_body_mask(hu: np.ndarray) -> np.ndarray:
+    """Per-slice body of published 2D crops, which cut through the chest wall so that lungs
+    reach the crop's edge: everything but the near-black background (below -1250 HU, i.e.
+    below the grey of aerated lung) connected to the edge."""
+    body = np.zeros(hu.shape, dtype=bool)
+    for z in range(hu.shape[0]):
+        dark, _ = ndimage.label(ndimage.binary_opening(hu[z] < OUTSIDE_HU, structure=_disk(2)))
+        edge = np.unique(np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]]))
+        body[z] = ~np.isin(dark, edge[edge > 0])
+    return body
+
+
+def derive_lung_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float], body: np.ndarray | None = None) -> np.ndarray:
+    """A lung mask for a (Z, Y, X) HU array in radiological orientation (``body``: default
+    :func:`body_mask`)."""
     pixel_mm = float(spacing_zyx[1])
-    air = (hu < AIR_HU) & ndimage.binary_erosion(body_mask(hu), structure=np.ones((1, 3, 3), bool), iterations=2)
+    body = body_mask(hu) if body is None else body
+    air = (hu < AIR_HU) & ndimage.binary_erosion(body, structure=np.ones((1, 3, 3), bool), iterations=2)
     labels, n = ndimage.label(air)
     if n == 0:
         return air

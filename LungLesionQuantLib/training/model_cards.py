@@ -23,26 +23,38 @@ STAGES = {
         "output": "2 classes (background, lung); softmax; lung where p > 0.5 after resizing back.",
         "data": ("Whole axial slices in HU, and the same slices cropped to the box around the lungs of their "
                  "volume (the framing of published 2D slices): TCIA MIDRC-RICORD-1A 419639-000082 (COVID-19, "
-                 "255 slices, CC BY-NC 4.0), TCIA Lung-PET-CT-Dx A0001 (lung cancer, 64 slices, CC BY 4.0), and "
-                 "12 TCIA COVID-19-NY-SBU slices checked by eye (6 with lung, 6 below the lungs; CC BY 4.0)."),
+                 "255 slices, CC BY-NC 4.0; 20 % of each batch), TCIA Lung-PET-CT-Dx A0001 (lung cancer, 64 slices, "
+                 "CC BY 4.0; 15 %), 12 TCIA COVID-19-NY-SBU slices checked by eye (6 with lung, 6 below the lungs; "
+                 "CC BY 4.0; 10 %); and published 8-bit slices: 677 Coronacases slices of 6 patients (27.5 %) and "
+                 "481 Radiopaedia slices of 10 patients (27.5 %) (Ma et al., Zenodo 3757476, CC BY-NC-SA), each "
+                 "re-mapped per patient by histogram landmarks. The 50 GGO/Cons slices are not used, so the "
+                 "cross-validation of the lesion stages, which runs this lung stage, stays held out."),
         "labels": ("Derived, not drawn: `LungLesionQuantLib.training.lung_labels.derive_lung_mask`. Inside the "
                    "body (largest region > -500 HU, holes filled per slice), air < -400 HU; 3D regions under a "
                    "tenth of the largest (bowel gas) dropped; small regions near the midline (trachea, main "
                    "bronchi) dropped; each slice closed with a 3 mm disk and holes filled (vessels and enclosed "
                    "consolidation become lung). Each NY-SBU slice was checked by eye: slices where dense disease "
-                   "defeats the rule were left out; slices below the lungs were labelled empty."),
+                   "defeats the rule were left out; slices below the lungs were labelled empty. Published slices "
+                   "(crops that cut the chest wall, so lungs reach the edge): the body is all but the near-black "
+                   "background connected to the edge (`lung_labels.crop_body_mask`), 0.7 mm pixels assumed; the "
+                   "slice's infection mask (radiologists' for Coronacases, Semi-Inf-Net pseudo-labels for "
+                   "Radiopaedia) is added where it touches the derived lung, holes filled "
+                   "(`training.datasets.with_derived_lungs`); 48 slices of each set checked by eye."),
         "limits": ("The HU rule cuts dense peripheral consolidation out of the lung labels; the cascade adds "
-                   "the lesions found by the lesion stage back to the lung. Only 12 patients; no expert lung "
+                   "the lesions found by the lesion stage back to the lung. Only 28 patients; no expert lung "
                    "masks were available, so lung accuracy is measured against derived labels only."),
     },
     "lesion": {
         "title": "Lesion stage (GGO ∪ consolidation)",
         "input": "1 channel: the slice cropped to one box around both lungs of the volume (8 % margin).",
-        "output": "2 classes (background, lesion); lesion where p > 0.5, kept only where it touches the lung (3D).",
+        "output": ("2 classes (background, lesion); lesion where p > 0.5, kept within the lung (holes filled, grown "
+                   "by 2 mm in-plane). `--tta` averages the left-right mirrored input too."),
         "data": ("50 slices with radiologist labels of GGO and consolidation (MedSeg / SIRM, via COVID-SemiSeg, "
                  "Fan et al. 2020), half of each batch; 677 slices of 6 Coronacases patients with infection "
                  "masks by two radiologists verified by a senior one (Ma et al., Zenodo 3757476, CC BY-NC-SA), "
-                 "the other half. Intensities: the 8-bit GGO/Cons slices are read as HU = g/255×1392−1196, a window "
+                 "the other half. Each slice enters framed two ways, as the cascade frames it: whole, and cropped to "
+                 "the lungs that the bundled lung stage finds in its volume. Trained on random 192-pixel windows of "
+                 "the 288-pixel inputs (the network is fully convolutional and runs on whole inputs). Intensities: the 8-bit GGO/Cons slices are read as HU = g/255×1392−1196, a window "
                  "estimated by matching their histogram landmarks (aerated lung, soft tissue) to those of real HU CTs "
                  "(`preprocessing.GREY8_WINDOW_HU`); the Coronacases slices, exported under a much wider window, are "
                  "re-mapped per patient by the same landmarks (`training.datasets.CT_LANDMARKS_UNIT`). Both are "
@@ -56,27 +68,32 @@ STAGES = {
     },
     "type": {
         "title": "Type stage (GGO vs consolidation)",
-        "input": "2 channels: the lesion-stage crop, and the lesion mask (ground truth in training, perturbed by ±1–2 px).",
-        "output": "3 classes (background, GGO, Cons); inside the lesion, Cons where p(Cons) > p(GGO), else GGO.",
+        "input": ("2 channels: the lesion-stage crop, and the lesion mask (ground truth in training, perturbed by ±1–2 px); "
+                  "trained on random 192-pixel windows, both framings, like the lesion stage."),
+        "output": ("3 classes (background, GGO, Cons); inside the lesion, Cons where 0.5 × p(Cons) / (p(GGO) + p(Cons)) "
+                   "+ 0.5 × an attenuation prior (logistic step at −400 HU, width 100 HU) exceeds 0.5, else GGO "
+                   "(`cascade.Cascade._consolidation`)."),
         "data": ("The 50 radiologist-labelled GGO/Cons slices (MedSeg / SIRM via COVID-SemiSeg), read as HU = "
                  "g/255×1392−1196 (window estimated from histogram landmarks, see the lesion card)."),
         "labels": "As published by the radiologist: 1 GGO, 2 consolidation.",
         "limits": ("Only 50 labelled slices: consolidation is the least reliable label (Bartoli et al. also "
-                   "found Cons hardest). No HU prior relative to the pulmonary artery is used. GGO vs Cons rests on "
-                   "attenuation, so it depends on the estimated window of the training slices: on the RICORD CT the "
-                   "model calls the dense cores of the peripheral opacities Cons and their rims GGO."),
+                   "found Cons hardest). The attenuation prior is in absolute HU (not relative to the pulmonary artery, "
+                   "as Bartoli et al. read it). GGO vs Cons rests on "
+                   "attenuation, so it depends on the estimated window of the training slices: on the RICORD CT (GGO 5.9 %, "
+                   "Cons 1.7 % of the lung) the densest subpleural parts of the opacities are called Cons."),
     },
 }
 
 
 def _cv_table(cv: dict) -> str:
-    lines = ["| setting | label | Dice mean ± SD (empty-in-both skipped) | n | empty in both | Dice with empty-in-both = 1 | per-fold means |",
-             "|---|---|---|---|---|---|---|"]
-    for setting, measures in cv.items():
+    lines = ["| setting | label | Dice mean ± SD (empty-in-both skipped) | n | empty in both | Dice, empty-in-both = 1 | "
+             "sensitivity | specificity | per-fold means |", "|---|---|---|---|---|---|---|---|---|"]
+    for setting, measures in cv["settings"].items():
         for name, s in measures.items():
-            folds = ", ".join(f"{v:.3f}" for v in s["fold_means"] if v is not None)
+            folds = ", ".join(f"{v:.3f}" for v in s["fold_means"])
             lines.append(f"| {setting} | {name} | {s['mean']:.3f} ± {s['sd']:.3f} | {s['n']} | {s['empty_both']} | "
-                         f"{s['mean_empty_as_1']:.3f} ± {s['sd_empty_as_1']:.3f} | {folds} |")
+                         f"{s['mean_empty_as_1']:.3f} ± {s['sd_empty_as_1']:.3f} | {s['sensitivity']:.3f} | "
+                         f"{s['specificity']:.4f} | {folds} |")
     return "\n".join(lines)
 
 
@@ -94,7 +111,8 @@ def write_cards(model_dir: Path) -> list[Path]:
             metrics = ("5-fold cross-validation on the 50 GGO/Cons slices (`python -m LungLesionQuantLib.training.crossval`); "
                        "each fold's held-out slices run through the ONNX cascade with that fold's lesion and type "
                        "models. *cascade*: the full cascade, lung stage included; *given-lung*: the slice itself as "
-                       "the lung region. Dice per slice.\n\n" + _cv_table(cv))
+                       "the lung region. Dice per slice. Test-time flips: " + (str(cv["flips"]) if cv["flips"] else "none")
+                       + f"; attenuation-prior weight {cv['hu_prior_weight']}. What each change did: `README.md` here.\n\n" + _cv_table(cv))
         else:
             metrics = "Cross-validation not run yet."
         text = f"""# Model card: {info['title']} (`{stage}.onnx`)
@@ -115,7 +133,7 @@ Part of LungLesionQuant's cascade lung → lesion → type (Bartoli et al. 2022)
 {info['labels']}
 
 ## Training
-{record['steps']} steps of batch {record['batch']}, AdamW (lr {record['lr']}, one-cycle), Dice + cross-entropy
+{record['steps']} steps of batch {record['batch']}{f" (random {record['patch']}-pixel windows)" if record.get('patch') else ""}, AdamW (lr {record['lr']}, one-cycle), Dice + cross-entropy
 (class weights {stage_specs(1.0)[stage].ce_weight}), seed {record['seed']}, on {record['device']} in {record['seconds']:.0f} s;
 final loss {record['final_loss']}. Augmentation: any flip/transpose, {aug}.
 Rebuild: `python -m LungLesionQuantLib.training --data ../shared/data`.

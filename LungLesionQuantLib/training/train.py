@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
-from .augment import AugmentConfig, augment, perturb_mask
+from .augment import AugmentConfig, augment, perturb_mask, random_patch
 from .network import build_unet, export_onnx
 
 
@@ -33,17 +33,20 @@ class StageSpec:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     lr: float = 2e-3
     batch: int = 16
+    patch: int | None = None
 
 
-SIZE = 192
+LUNG_SIZE = 192
+LESION_SIZE = 288
+PATCH = 192
 
 
 def stage_specs(scale: float) -> dict[str, StageSpec]:
     """The recipe of each stage; ``scale`` multiplies the steps (a quick run uses less)."""
     return {
-        "lung": StageSpec("lung", 1, ["background", "lung"], [1.0, 1.0], max(20, int(600 * scale))),
-        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(800 * scale))),
-        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(700 * scale))),
+        "lung": StageSpec("lung", 1, ["background", "lung"], [1.0, 1.0], max(20, int(900 * scale))),
+        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(1000 * scale)), patch=PATCH),
+        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(800 * scale)), patch=PATCH),
     }
 
 
@@ -82,6 +85,8 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
     for step in range(spec.steps):
         image, label = _batch(pools, spec.batch, gen)
         image, label = augment(image, label, spec.augment, gen)
+        if spec.patch:
+            image, label = random_patch(image, label, spec.patch, gen)
         if spec.in_channels == 2:
             image = torch.cat([image, perturb_mask((label > 0).float(), gen)], dim=1)
         image, label = image.to(device), label.to(device)
@@ -95,7 +100,7 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
             log(f"{out.name} step {step + 1}/{spec.steps} loss {np.mean(losses[-50:]):.4f} {time.time() - start:.0f}s")
     size = int(pools[0].images.shape[-1])
     record = {"stage": spec.name, "classes": spec.classes, "in_channels": spec.in_channels, "input_size": size,
-              "steps": spec.steps, "batch": spec.batch, "lr": spec.lr, "ce_weight": spec.ce_weight, "seed": seed, "device": str(device),
+              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "seed": seed, "device": str(device),
               "seconds": round(time.time() - start, 1), "final_loss": round(float(np.mean(losses[-50:])), 4),
               "augment": asdict(spec.augment), "pools": [{"slices": len(p.images), "share": p.share} for p in pools]}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
-"""Benchmark the cascade on a real CT: onnxruntime vs the same networks in eager PyTorch.
+"""Benchmark the cascade on a real CT: the product's settings against baselines in the same process.
 
 Reports medians over repeats of the end-to-end segmentation (read excluded, reported apart)
-and of each stage's network time, slices/s, the peak resident memory during each runtime's
-runs, and the PyTorch / onnxruntime ratio measured in the same process. A GPU is used when
-onnxruntime and torch offer one (``--device``).
+and of each stage's network time, inputs/s and the peak resident memory, for the product
+(onnxruntime), the other test-time-augmentation setting (``--tta``), and the same networks
+in eager PyTorch, with the ratios. A GPU is used when onnxruntime and torch offer one
+(``--device``).
 
     python Testing/Benchmark/benchmark_cascade.py ../shared/data/dicom/ricord_1a_000082
 """
@@ -24,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from LungLesionQuantLib.cascade import Cascade  # noqa: E402
+from LungLesionQuantLib.cascade import LEFT_RIGHT, Cascade  # noqa: E402
 from LungLesionQuantLib.imageio import read_ct, to_lps  # noqa: E402
 from LungLesionQuantLib.training.network import unet_from_onnx  # noqa: E402
 
@@ -67,9 +68,15 @@ class TorchStage:
         self.net = unet_from_onnx(path).to(self.device)
 
     @torch.inference_mode()
-    def probabilities(self, batch_input: np.ndarray, batch_size: int, progress=None) -> np.ndarray:
-        outs = [torch.softmax(self.net(torch.from_numpy(batch_input[s:s + batch_size]).to(self.device)), dim=1).cpu().numpy()
-                for s in range(0, batch_input.shape[0], batch_size)]
+    def probabilities(self, batch_input: np.ndarray, batch_size: int, progress=None, flips: tuple[int, ...] = ()) -> np.ndarray:
+        def softmax(x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.net(x), dim=1)
+
+        outs = []
+        for s in range(0, batch_input.shape[0], batch_size):
+            x = torch.from_numpy(batch_input[s:s + batch_size]).to(self.device)
+            probs = softmax(x) + sum((softmax(x.flip(axis)).flip(axis) for axis in flips), torch.zeros(()))
+            outs.append((probs / (1 + len(flips))).cpu().numpy())
         return np.concatenate(outs)
 
 
@@ -80,25 +87,25 @@ class Timed:
         self.stage, self.name, self.size, self.classes = stage, stage.name, stage.size, stage.classes
         self.seconds, self.slices = 0.0, 0
 
-    def probabilities(self, batch_input, batch_size, progress=None):
+    def probabilities(self, batch_input, batch_size, progress=None, flips=()):
         start = time.perf_counter()
-        out = self.stage.probabilities(batch_input, batch_size)
+        out = self.stage.probabilities(batch_input, batch_size, flips=flips)
         self.seconds += time.perf_counter() - start
         self.slices += batch_input.shape[0]
         return out
 
 
-def run(cascade: Cascade, hu: np.ndarray, stages: dict, repeats: int) -> dict:
+def run(cascade: Cascade, hu: np.ndarray, spacing_yx: tuple[float, float], stages: dict, repeats: int) -> dict:
     totals, per_stage = [], {name: [] for name in stages}
     slices = {}
     memory = PeakRSS()
     with memory.watch():
         cascade.models = {name: Timed(stage) for name, stage in stages.items()}
-        cascade.segment(hu)  # warm-up
+        cascade.segment(hu, spacing_yx=spacing_yx)  # warm-up
         for _ in range(repeats):
             cascade.models = {name: Timed(stage) for name, stage in stages.items()}
             start = time.perf_counter()
-            labels = cascade.segment(hu)
+            labels = cascade.segment(hu, spacing_yx=spacing_yx)
             totals.append(time.perf_counter() - start)
             for name, timed in cascade.models.items():
                 per_stage[name].append(timed.seconds)
@@ -116,27 +123,38 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    hu = sitk.GetArrayFromImage(to_lps(read_ct(args.ct).image))
+    image = to_lps(read_ct(args.ct).image)
+    hu = sitk.GetArrayFromImage(image)
+    spacing_yx = image.GetSpacing()[1::-1]
     read_s = time.perf_counter() - start
     cascade = Cascade(device="cpu" if args.device == "cpu" else "auto", threads=args.threads)
     onnx_stages = dict(cascade.models)
     torch_stages = {n: TorchStage(s, cascade.paths[n], args.device) for n, s in onnx_stages.items()}
     print(f"CT {args.ct}: {hu.shape[0]} slices of {hu.shape[1]}x{hu.shape[2]}; read {read_s:.1f} s; "
           f"{args.threads} threads; device {args.device}; onnxruntime {cascade.providers[0]}; medians of {args.repeats}")
-    ort_result = run(cascade, hu, onnx_stages, args.repeats)
-    torch_result = run(cascade, hu, torch_stages, args.repeats)
-    agree = float((ort_result["labels"] == torch_result["labels"]).mean())
-    print(f"{'':22s}{'onnxruntime':>14s}{'eager torch':>14s}{'torch/ort':>11s}")
+    product = run(cascade, hu, spacing_yx, onnx_stages, args.repeats)
+    flips = cascade.flips
+    cascade.flips = () if flips else LEFT_RIGHT  # the other test-time-augmentation setting
+    other = run(cascade, hu, spacing_yx, onnx_stages, args.repeats)
+    other_name = "no flips" if flips else "--tta"
+    cascade.flips = flips
+    eager = run(cascade, hu, spacing_yx, torch_stages, args.repeats)
+    print(f"product: onnxruntime, test-time flips {flips or 'none'}; in the same process: onnxruntime with {other_name}, "
+          "and eager PyTorch (same weights, read back from the ONNX files) with the product's settings")
+    print(f"{'':26s}{'product':>10s}{other_name:>12s}{'eager torch':>14s}")
     for name in onnx_stages:
-        o, t = ort_result["stages"][name], torch_result["stages"][name]
-        n = ort_result["slices"][name]
-        print(f"stage {name:8s} {n:4d} sl {o:10.2f} s {t:11.2f} s {t / o:9.2f}x   ({n / o:.0f} vs {n / t:.0f} slices/s)")
-    post = ort_result["total"] - sum(ort_result["stages"].values())
-    print(f"post-processing           {post:10.2f} s")
-    o, t = ort_result["total"], torch_result["total"]
-    print(f"end to end (no read)      {o:10.2f} s {t:11.2f} s {t / o:9.2f}x   ({hu.shape[0] / o:.1f} slices/s)")
-    print(f"peak RSS                  {ort_result['peak_rss_gb']:10.2f} GB {torch_result['peak_rss_gb']:10.2f} GB (process high-water mark)")
-    print(f"label agreement onnxruntime vs torch: {100 * agree:.4f} % of voxels")
+        o, f, t = (r["stages"][name] for r in (product, other, eager))
+        n = product["slices"][name]
+        print(f"stage {name:8s} {n:4d} inputs {o:8.2f} s {f:9.2f} s {t:11.2f} s   torch/ort {t / o:.2f}x ({n / o:.0f} inputs/s)")
+    post = product["total"] - sum(product["stages"].values())
+    print(f"pre/post-processing       {post:8.2f} s")
+    o, f, t = (r["total"] for r in (product, other, eager))
+    print(f"end to end (no read)      {o:8.2f} s {f:9.2f} s {t:11.2f} s   {other_name}/product {f / o:.2f}x, torch/ort {t / o:.2f}x "
+          f"({hu.shape[0] / o:.1f} slices/s)")
+    print(f"peak RSS                  {product['peak_rss_gb']:8.2f} GB {other['peak_rss_gb']:6.2f} GB {eager['peak_rss_gb']:8.2f} GB (process high-water mark)")
+    agree = float((product["labels"] == eager["labels"]).mean())
+    print(f"label agreement onnxruntime vs torch: {100 * agree:.4f} % of voxels; "
+          f"product vs {other_name}: {100 * float((product['labels'] == other['labels']).mean()):.3f} %")
     return 0
 
 

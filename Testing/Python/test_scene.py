@@ -157,8 +157,10 @@ def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade
     scene, ct, seg, _, _ = segmented
     other, _, _ = segment_volume_node(scene, ct, cascade)
     ggo = segment_mask(other, "GGO", ct)
-    set_segment_mask(other, mrml.find_segment_ids(other)["GGO"], np.zeros_like(ggo), ct)
-    other.GetSegmentation().GetSegment(mrml.find_segment_ids(other)["LungN"]).SetName("lungn")  # found by code
+    ids = mrml.find_segment_ids(other)
+    set_segment_mask(other, ids["LungN"], segment_mask(other, "LungN", ct) | ggo, ct)  # GGO called normal lung:
+    set_segment_mask(other, ids["GGO"], np.zeros_like(ggo), ct)                          # no lesion is cut off the lung
+    other.GetSegmentation().GetSegment(ids["LungN"]).SetName("lungn")  # found by code
     table, row, warnings = compare_segmentation_nodes(scene, other, other, ct)
     assert row["LungN_dice"] == 1.0 and row["GGO_status"] == "empty in both" and warnings == []
     frame = slicer.util.dataframeFromTable(table)
