@@ -128,12 +128,6 @@ def read_semiseg_train(data: Path) -> tuple[NativeSlices, list[tuple[np.ndarray,
     return NativeSlices(units, labels, names, [f"semiseg:{n}" for n in names]), native
 
 
-def load_semiseg_train(data: Path, size: int) -> tuple[SliceSet, list[tuple[np.ndarray, np.ndarray]]]:
-    """:func:`read_semiseg_train`, whole slices fitted to ``size``."""
-    slices, native = read_semiseg_train(data)
-    return frame_slices(slices, size), native
-
-
 def read_lesion_labelled(data: Path) -> NativeSlices:
     """677 slices of 6 Coronacases patients, infection (GGO and Cons together) as label 1.
 

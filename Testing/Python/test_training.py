@@ -9,7 +9,7 @@ from PIL import Image
 from LungLesionQuantLib.cascade import StageModel
 from LungLesionQuantLib.imageio import read_ct, to_lps
 from LungLesionQuantLib.training.augment import AugmentConfig, augment, perturb_mask
-from LungLesionQuantLib.training.datasets import load_semiseg_train
+from LungLesionQuantLib.training.datasets import frame_slices, read_semiseg_train
 from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask
 from LungLesionQuantLib.training.network import unet_from_onnx
 from LungLesionQuantLib.training.train import Pool, StageSpec, train_stage
@@ -41,11 +41,12 @@ def test_augment_keeps_shapes_and_classes():
 
 def test_a_short_training_run_exports_a_model_the_cascade_loads(tmp_path):
     data = shared("semiseg_train").parent
-    semiseg, native = load_semiseg_train(data, size=64)
-    assert len(native) == 50 and set(np.unique(semiseg.labels)) == {0, 1, 2}
-    spec = StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], steps=3, batch=4)
+    slices, native = read_semiseg_train(data)
+    semiseg = frame_slices(slices, 64)
+    assert len(native) == 50 and set(np.unique(semiseg.labels)) == {0, 1, 2} and semiseg.images.shape == (50, 64, 64)
+    spec = StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], steps=3, batch=4, patch=48)
     record = train_stage(spec, [Pool(semiseg.images, semiseg.labels, 1.0)], tmp_path / "type.onnx", log=lambda m: None)
-    assert record["steps"] == 3 and json.loads((tmp_path / "type.train.json").read_text())["stage"] == "type"
+    assert record["steps"] == 3 and record["patch"] == 48 and json.loads((tmp_path / "type.train.json").read_text())["stage"] == "type"
     stage = StageModel.load(tmp_path / "type.onnx", ["CPUExecutionProvider"], 1)
     assert stage.size == 64 and stage.classes == ["background", "GGO", "Cons"]
     x = np.random.default_rng(0).random((3, 2, 64, 64), dtype=np.float32)
