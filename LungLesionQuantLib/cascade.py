@@ -24,8 +24,7 @@ from scipy import ndimage
 
 from .errors import LungLesionQuantError
 from .labels import CONS, GGO, LUNG_NORMAL
-from .preprocessing import (WINDOW_HIGH_HU, WINDOW_LOW_HU, bounding_fit, clip_to_window, fit_box, unfit_mask, whole_slice_fit,
-                            window_to_unit)
+from .preprocessing import bounding_fit, clip_to_window, fit_box, unfit_mask, unit_to_hu, whole_slice_fit, window_to_unit
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
 STAGES = ("lung", "lesion", "type")
@@ -167,7 +166,7 @@ class Cascade:
         logistic step at :data:`CONS_PRIOR_HU` — by :attr:`hu_prior_weight` (Bartoli et al.:
         consolidation is the denser opacity)."""
         share = probs[:, 2] / np.maximum(probs[:, 1] + probs[:, 2], 1e-6)
-        hu = unit * np.float32(WINDOW_HIGH_HU - WINDOW_LOW_HU) + np.float32(WINDOW_LOW_HU)
+        hu = unit_to_hu(unit)
         prior = 1.0 / (1.0 + np.exp(-(hu - CONS_PRIOR_HU) / CONS_PRIOR_WIDTH_HU))
         w = self.hu_prior_weight
         return ((1.0 - w) * share + w * prior > 0.5).astype(np.float32)

@@ -32,6 +32,7 @@ from .labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
 from .labels import CONS, GGO, LUNG_NORMAL
 from .overlap import label_dice, on_reference_grid
 from .pipeline import case_inputs, segment_image
+from .quantify import measure_labels
 
 GROUPS = {"lung": (LUNG_NORMAL, GGO, CONS), "GGO": (GGO,), "Cons": (CONS,), "lesion": (GGO, CONS)}
 EMPTY_RULES = ("(a) slices where the label is empty in both masks are skipped (their number is shown)",
@@ -128,16 +129,17 @@ def slice_metrics(reference: np.ndarray, predicted: np.ndarray, groups: tuple[st
     return rows
 
 
-def case_measures(reference: np.ndarray, predicted: np.ndarray, voxel_cm3: float, groups: tuple[str, ...]) -> dict:
-    """Volumes (cm³) of each label group on both sides, and extents (% of lung) when the lung is labelled."""
+def case_measures(reference: np.ndarray, predicted: np.ndarray, spacing_xyz: tuple[float, float, float],
+                  groups: tuple[str, ...]) -> dict:
+    """Volumes (cm³) of each label group on both sides (:func:`quantify.measure_labels`), extents
+    (% of lung) when the lung is labelled, and the 3D Dice of each group."""
     row: dict = {}
     for side, labels in (("ref", reference), ("pred", predicted)):
-        lung = float(np.isin(labels, GROUPS["lung"]).sum()) * voxel_cm3
+        measures = measure_labels(labels, spacing_xyz)
         for group in groups:
-            volume = float(np.isin(labels, GROUPS[group]).sum()) * voxel_cm3
-            row[f"{side}_{group}_volume_cm3"] = volume
+            row[f"{side}_{group}_volume_cm3"] = measures[f"{group}_volume_cm3"]
             if "lung" in groups and group != "lung":
-                row[f"{side}_{group}_extent_pct"] = 100.0 * volume / lung if lung > 0 else np.nan
+                row[f"{side}_{group}_extent_pct"] = measures[f"{group}_extent_pct"]
     for group in groups:
         row[f"{group}_case_dice"] = label_dice(np.isin(reference, GROUPS[group]), np.isin(predicted, GROUPS[group]))
     return row
@@ -147,8 +149,7 @@ def score_case(reference: sitk.Image, predicted: sitk.Image, groups: tuple[str, 
     """Per-slice metrics and per-case measures of one case (label images on one grid)."""
     ref_lps, pred_lps = to_lps(reference), to_lps(predicted)
     ref, pred = sitk.GetArrayFromImage(ref_lps), sitk.GetArrayFromImage(pred_lps)
-    voxel_cm3 = float(np.prod(ref_lps.GetSpacing())) / 1000.0
-    return slice_metrics(ref, pred, groups), {"slices": ref.shape[0], **case_measures(ref, pred, voxel_cm3, groups)}
+    return slice_metrics(ref, pred, groups), {"slices": ref.shape[0], **case_measures(ref, pred, ref_lps.GetSpacing(), groups)}
 
 
 @dataclass

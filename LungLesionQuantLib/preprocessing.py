@@ -36,6 +36,11 @@ def window_to_unit(clipped: np.ndarray) -> np.ndarray:
     return (clipped - np.float32(WINDOW_LOW_HU)) / np.float32(WINDOW_HIGH_HU - WINDOW_LOW_HU)
 
 
+def unit_to_hu(unit: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`window_to_unit`: [0, 1] back to (windowed) HU."""
+    return unit * np.float32(WINDOW_HIGH_HU - WINDOW_LOW_HU) + np.float32(WINDOW_LOW_HU)
+
+
 def hu_to_unit(hu: np.ndarray) -> np.ndarray:
     """Map HU to [0, 1] under the lung window (float32)."""
     return window_to_unit(clip_to_window(hu))

@@ -17,7 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ..imageio import read_ct, to_lps
-from ..preprocessing import WINDOW_HIGH_HU, WINDOW_LOW_HU, bounding_fit, fit_box, grey8_to_hu, hu_to_unit, whole_slice_fit
+from ..preprocessing import bounding_fit, fit_box, grey8_to_hu, hu_to_unit, unit_to_hu, whole_slice_fit
 from .lung_labels import crop_body_mask, derive_lung_mask
 
 # NY-SBU single slices, each checked by eye against its derived lung mask (2026-11-22):
@@ -96,7 +96,7 @@ def frame_slices(native: NativeSlices, size: int, find_lung: LungFinder | None =
         units = np.stack([native.units[i] for i in idx]).astype(np.float32)
         fit = None
         if find_lung is not None:
-            fit = bounding_fit(find_lung(units * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU), size)
+            fit = bounding_fit(find_lung(unit_to_hu(units)), size)
         fit = fit or whole_slice_fit(units.shape[-2:], size)
         fitted = fit_box(units, fit, order=1)
         fitted_labels = fit_box(np.stack([native.labels[i] for i in idx]).astype(np.float32), fit, order=0)
@@ -128,48 +128,37 @@ def read_semiseg_train(data: Path) -> tuple[NativeSlices, list[tuple[np.ndarray,
     return NativeSlices(units, labels, names, [f"semiseg:{n}" for n in names]), native
 
 
-def read_lesion_labelled(data: Path) -> NativeSlices:
-    """677 slices of 6 Coronacases patients, infection (GGO and Cons together) as label 1.
+def _transposed_slices(images: list[Path], labels: list[Path], patients: list[str]) -> NativeSlices:
+    """Published 8-bit slices that are transposed (spine on the left), turned back to radiological
+    orientation (spine at the bottom), each patient's intensities re-mapped by its histogram
+    landmarks (:data:`CT_LANDMARKS_UNIT`); label PNGs (0/255) to 0/1."""
+    greys = [np.flipud(_grey(p).T).astype(np.uint8) for p in images]
+    landmarks = {v: histogram_landmarks(np.concatenate([g.ravel() for g, w in zip(greys, patients) if w == v]))
+                 for v in sorted(set(patients))}
+    return NativeSlices([_match_landmarks(g.astype(np.float32), landmarks[v]) for g, v in zip(greys, patients)],
+                        [np.flipud((np.asarray(Image.open(p)) > 127).T).astype(np.uint8) for p in labels],
+                        [p.stem for p in images], list(patients))
 
-    The published slices are transposed (spine on the left); they are turned back to
-    radiological orientation (spine at the bottom). Intensities: see :data:`CT_LANDMARKS_UNIT`.
-    """
+
+def read_lesion_labelled(data: Path) -> NativeSlices:
+    """677 slices of 6 Coronacases patients, infection (GGO and Cons together) as label 1,
+    by radiologists (:func:`_transposed_slices`)."""
     folder = data / "lesion_labelled"
     with open(folder / "slices.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    greys = {row["jpg"]: np.flipud(_grey(folder / "images" / row["jpg"]).T).astype(np.uint8) for row in rows}
-    landmarks = {}
-    for volume in sorted({row["volume"] for row in rows}):
-        stack = np.concatenate([greys[row["jpg"]].ravel() for row in rows if row["volume"] == volume])
-        landmarks[volume] = histogram_landmarks(stack)
-    slices = NativeSlices([], [], [], [])
-    for row in rows:
-        stem = Path(row["jpg"]).stem
-        slices.units.append(_match_landmarks(greys[row["jpg"]].astype(np.float32), landmarks[row["volume"]]))
-        slices.labels.append(np.flipud((np.asarray(Image.open(folder / "labels" / f"{stem}.png")) > 127).T).astype(np.uint8))
-        slices.names.append(stem)
-        slices.groups.append(row["volume"])
-    return slices
+    return _transposed_slices([folder / "images" / row["jpg"] for row in rows],
+                              [folder / "labels" / f"{Path(row['jpg']).stem}.png" for row in rows],
+                              [row["volume"] for row in rows])
 
 
 def read_radiopaedia_unlabelled(data: Path) -> NativeSlices:
     """481 slices of 10 Radiopaedia COVID-19 patients with *predicted* infection masks
     (Semi-Inf-Net pseudo-labels: used only to add lesions back to derived lung labels, never
-    as lesion ground truth). Transposed like the Coronacases slices and exported under a
-    different window per patient: re-mapped per patient by histogram landmarks."""
+    as lesion ground truth), exported under a different window per patient (:func:`_transposed_slices`)."""
     folder = data / "semiseg_unlabeled"
     paths = sorted((folder / "images").glob("*.jpg"))
-    patient = {p: p.stem.rsplit("_", 1)[0] for p in paths}
-    greys = {p: np.flipud(_grey(p).T).astype(np.uint8) for p in paths}
-    landmarks = {v: histogram_landmarks(np.concatenate([greys[p].ravel() for p in paths if patient[p] == v]))
-                 for v in sorted(set(patient.values()))}
-    slices = NativeSlices([], [], [], [])
-    for p in paths:
-        slices.units.append(_match_landmarks(greys[p].astype(np.float32), landmarks[patient[p]]))
-        slices.labels.append(np.flipud((np.asarray(Image.open(folder / "pseudo_labels" / f"{p.stem}.png")) > 127).T).astype(np.uint8))
-        slices.names.append(p.stem)
-        slices.groups.append(patient[p])
-    return slices
+    return _transposed_slices(paths, [folder / "pseudo_labels" / f"{p.stem}.png" for p in paths],
+                              [p.stem.rsplit("_", 1)[0] for p in paths])
 
 
 # Pixel size assumed for the published 8-bit slices (their DICOM spacing is not published):
@@ -184,7 +173,7 @@ def with_derived_lungs(native: NativeSlices) -> NativeSlices:
     pseudo-labels have at the image edge, are not added)."""
     labels = []
     for unit, lesion in zip(native.units, native.labels):
-        hu = unit[None] * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU
+        hu = unit_to_hu(unit[None])
         lung = derive_lung_mask(hu, (1.0, SLICE_PIXEL_MM, SLICE_PIXEL_MM), crop_body_mask(hu))[0]
         regions, _ = ndimage.label(lesion > 0, np.ones((3, 3), bool))
         touching = np.unique(regions[ndimage.binary_dilation(lung, iterations=2) & (regions > 0)])
