@@ -1,15 +1,15 @@
 """Rebuild every bundled model from ``../shared/data``: ``python -m LungLesionQuantLib.training``.
 
-Trains the lung model on all data; then (unless ``--no-cv``) the 5-fold models of the lesion
-and type stages on the 50 labelled slices, which ``crossval`` evaluates through the product's
-own inference cascade; then the final lesion and type models on all data. The lesion stages
-are framed by the lung model in ``--models``. Uses a GPU when present.
+Trains the lung model on all data; then the final lesion and type models on all data and
+(unless ``--no-cv``) the 5-fold models of the lesion and type stages on the 50 labelled
+slices, which ``crossval`` evaluates through the product's own inference cascade. The lesion
+stages are framed by the lung model in ``--models``. Uses a GPU when present (``--jobs 12``
+trains the twelve lesion-stage runs at once there).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from sklearn.model_selection import KFold
 from ..cascade import Cascade
 from .datasets import (frame_slices, load_lung_slices, read_lesion_labelled, read_radiopaedia_unlabelled, read_semiseg_train,
                        with_derived_lungs)
-from .train import LESION_SIZE, LUNG_SIZE, Pool, stage_specs, train_stage
+from .train import LESION_SIZE, LUNG_SIZE, Log, Pool, Run, stage_specs, train_all
 
 N_FOLDS = 5
 REPO = Path(__file__).resolve().parents[2]
@@ -33,17 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.05 for a smoke run)")
     parser.add_argument("--stages", nargs="+", default=["lung", "lesion", "type"], choices=["lung", "lesion", "type"])
     parser.add_argument("--no-cv", action="store_true", help="train the final models only")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of each training run")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at once (on a GPU; keep 1 on a small CPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    logfile = open(args.work / "train.log", "a")
-
-    def log(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        logfile.write(line + "\n")
-        logfile.flush()
+    log = Log(args.work / "train.log")
 
     specs = stage_specs(args.steps_scale)
     if "lung" in args.stages:
@@ -58,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                      for reader in (read_lesion_labelled, read_radiopaedia_unlabelled)]
         pools += [Pool(p.images, p.labels, 0.275) for p in published]
         log(f"lung data: {len(lung.images)} CT slices, {sum(len(p.images) for p in published)} published slices")
-        train_stage(specs["lung"], pools, args.models / "lung.onnx", log=log)
+        train_all([Run(specs["lung"], pools, args.models / "lung.onnx")], log, 1, args.threads)
     lesion_stages = [s for s in ("lesion", "type") if s in args.stages]
     if not lesion_stages:
         log("training done")
@@ -80,13 +75,12 @@ def main(argv: list[str] | None = None) -> int:
                 + [Pool(s.images, s.labels, 0.25) for s in infection])
 
     all_idx = np.arange(len(semiseg_native.units))
+    runs = [Run(specs[stage], pools_for(stage, all_idx), args.models / f"{stage}.onnx") for stage in lesion_stages]
     if not args.no_cv:
         folds = KFold(N_FOLDS, shuffle=True, random_state=0)
-        for k, (train_idx, _test_idx) in enumerate(folds.split(all_idx)):
-            for stage in lesion_stages:
-                train_stage(specs[stage], pools_for(stage, train_idx), args.work / "cv" / f"fold{k}" / f"{stage}.onnx", seed=k + 1, log=log)
-    for stage in lesion_stages:
-        train_stage(specs[stage], pools_for(stage, all_idx), args.models / f"{stage}.onnx", log=log)
+        runs += [Run(specs[stage], pools_for(stage, train_idx), args.work / "cv" / f"fold{k}" / f"{stage}.onnx", seed=k + 1)
+                 for k, (train_idx, _test_idx) in enumerate(folds.split(all_idx)) for stage in lesion_stages]
+    train_all(runs, log, args.jobs, args.threads)
     log("training done")
     return 0
 

@@ -1,4 +1,6 @@
-"""Batched augmentation on torch tensors: cheap enough for CPU training.
+"""Batched augmentation on torch tensors: cheap enough for CPU training, and run on the GPU's
+tensors when training there (the random draws stay on the CPU generator, so a seed gives the
+same augmentations on either device).
 
 Geometry: any of the 8 flips/transposes (the published slices come in mixed orientations),
 rotation, zoom and shift. Intensity: lung-window jitter and a wide gamma range (the true
@@ -42,7 +44,7 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 def augment(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch: image (B, 1, S, S) in [0, 1], label (B, 1, S, S) integer classes."""
-    b = image.shape[0]
+    b, device = image.shape[0], image.device
     codes = torch.randint(0, 8, (b,), generator=gen).tolist()
     image = torch.stack([_dihedral(image[i], c) for i, c in enumerate(codes)])
     label = torch.stack([_dihedral(label[i], c) for i, c in enumerate(codes)])
@@ -55,16 +57,16 @@ def augment(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: t
     theta[:, 1, 0] = scale * torch.sin(angle)
     theta[:, 1, 1] = scale * torch.cos(angle)
     theta[:, :, 2] = _uniform(2 * b, -cfg.shift, cfg.shift, gen).view(b, 2)
-    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(device), list(image.shape), align_corners=False)
     image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).long()
 
-    offset = _uniform(b, -cfg.window_shift, cfg.window_shift, gen).view(b, 1, 1, 1)
-    width = _uniform(b, *cfg.window_scale, gen).view(b, 1, 1, 1)
-    gamma = _uniform(b, *cfg.gamma, gen).view(b, 1, 1, 1)
+    offset = _uniform(b, -cfg.window_shift, cfg.window_shift, gen).view(b, 1, 1, 1).to(device)
+    width = _uniform(b, *cfg.window_scale, gen).view(b, 1, 1, 1).to(device)
+    gamma = _uniform(b, *cfg.gamma, gen).view(b, 1, 1, 1).to(device)
     image = ((image - offset) / width).clamp(0.0, 1.0) ** gamma
     sigma = _uniform(b, 0.0, cfg.noise_std, gen).view(b, 1, 1, 1)
-    image = image + sigma * torch.randn(image.shape, generator=gen)
+    image = image + (sigma * torch.randn(image.shape, generator=gen)).to(device)
     return image, label
 
 

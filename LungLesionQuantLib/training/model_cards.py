@@ -79,8 +79,8 @@ STAGES = {
         "limits": ("Only 50 labelled slices: consolidation is the least reliable label (Bartoli et al. also "
                    "found Cons hardest). The attenuation prior is in absolute HU (not relative to the pulmonary artery, "
                    "as Bartoli et al. read it). GGO vs Cons rests on "
-                   "attenuation, so it depends on the estimated window of the training slices: on the RICORD CT (GGO 5.9 %, "
-                   "Cons 1.7 % of the lung) the densest subpleural parts of the opacities are called Cons."),
+                   "attenuation, so it depends on the estimated window of the training slices: on the RICORD CT (GGO 5.2 %, "
+                   "Cons 1.0 % of the lung) the densest subpleural parts of the opacities are called Cons."),
     },
 }
 
@@ -95,6 +95,11 @@ def _cv_table(cv: dict) -> str:
                          f"{s['mean_empty_as_1']:.3f} ± {s['sd_empty_as_1']:.3f} | {s['sensitivity']:.3f} | "
                          f"{s['specificity']:.4f} | {folds} |")
     return "\n".join(lines)
+
+
+def _device(device: str) -> str:
+    # train.train_stage runs the network in bfloat16 autocast on a GPU, float32 on a CPU.
+    return "a GPU (bfloat16 autocast)" if device.startswith("cuda") else "the CPU (float32)"
 
 
 def write_cards(model_dir: Path) -> list[Path]:
@@ -134,9 +139,9 @@ Part of LungLesionQuant's cascade lung → lesion → type (Bartoli et al. 2022)
 
 ## Training
 {record['steps']} steps of batch {record['batch']}{f" (random {record['patch']}-pixel windows)" if record.get('patch') else ""}, AdamW (lr {record['lr']}, one-cycle), Dice + cross-entropy
-(class weights {stage_specs(1.0)[stage].ce_weight}), seed {record['seed']}, on {record['device']} in {record['seconds']:.0f} s;
+(class weights {stage_specs(1.0)[stage].ce_weight}), seed {record['seed']}, on {_device(record['device'])} in {record['seconds']:.0f} s;
 final loss {record['final_loss']}. Augmentation: any flip/transpose, {aug}.
-Rebuild: `python -m LungLesionQuantLib.training --data ../shared/data`.
+Rebuild: `python -m LungLesionQuantLib.training --data ../shared/data` (on a GPU, add `--jobs 12`).
 
 ## Accuracy
 {metrics}

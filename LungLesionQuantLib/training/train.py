@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
@@ -42,11 +44,16 @@ PATCH = 192
 
 
 def stage_specs(scale: float) -> dict[str, StageSpec]:
-    """The recipe of each stage; ``scale`` multiplies the steps (a quick run uses less)."""
+    """The recipe of each stage; ``scale`` multiplies the steps (a quick run uses less).
+
+    The lesion and type stages' steps were raised fourfold once a GPU could measure the effect
+    (cross-validated lesion Dice 0.693 → 0.717; GGO and Cons unchanged); eightfold gave nothing
+    more (0.718).
+    """
     return {
         "lung": StageSpec("lung", 1, ["background", "lung"], [1.0, 1.0], max(20, int(900 * scale))),
-        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(1000 * scale)), patch=PATCH),
-        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(800 * scale)), patch=PATCH),
+        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(4000 * scale)), patch=PATCH),
+        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(3200 * scale)), patch=PATCH),
     }
 
 
@@ -82,15 +89,18 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=spec.steps, pct_start=0.15)
     start, losses = time.time(), []
     model.train()
+    # On a GPU: augmentation on its tensors, convolutions in bfloat16 (the loss in float32).
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     for step in range(spec.steps):
         image, label = _batch(pools, spec.batch, gen)
-        image, label = augment(image, label, spec.augment, gen)
+        image, label = augment(image.to(device), label.to(device), spec.augment, gen)
         if spec.patch:
             image, label = random_patch(image, label, spec.patch, gen)
         if spec.in_channels == 2:
             image = torch.cat([image, perturb_mask((label > 0).float(), gen)], dim=1)
-        image, label = image.to(device), label.to(device)
-        loss = loss_fn(model(image), label)
+        with autocast:
+            logits = model(image)
+        loss = loss_fn(logits.float(), label)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -108,3 +118,43 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
                                                             "llq_input_size": size, "llq_preprocessing": "lung-window-unit-v1"})
     out.with_suffix(".train.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+@dataclass
+class Log:
+    """Timestamped lines to stdout and a log file; picklable, so parallel runs share it."""
+
+    path: Path
+
+    def __call__(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+
+@dataclass
+class Run:
+    """One training run: a stage's recipe, its data and where its model goes."""
+
+    spec: StageSpec
+    pools: list[Pool]
+    out: Path
+    seed: int = 0
+
+
+def _train_run(run: Run, log: Log, threads: int) -> None:
+    torch.set_num_threads(threads)
+    train_stage(run.spec, run.pools, run.out, seed=run.seed, log=log)
+
+
+def train_all(runs: list[Run], log: Log, jobs: int, threads: int) -> None:
+    """Train the runs one after another, or ``jobs`` at a time in separate processes (on a
+    GPU, where one small network leaves it mostly idle; on 2 CPU cores, keep one)."""
+    if jobs <= 1:
+        for run in runs:
+            _train_run(run, log, threads)
+        return
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        for done in [pool.submit(_train_run, run, log, threads) for run in runs]:
+            done.result()

@@ -12,7 +12,7 @@ from LungLesionQuantLib.training.augment import AugmentConfig, augment, perturb_
 from LungLesionQuantLib.training.datasets import frame_slices, read_semiseg_train
 from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask
 from LungLesionQuantLib.training.network import unet_from_onnx
-from LungLesionQuantLib.training.train import Pool, StageSpec, train_stage
+from LungLesionQuantLib.training.train import Log, Pool, Run, StageSpec, train_all, train_stage
 from conftest import shared
 
 
@@ -55,6 +55,21 @@ def test_a_short_training_run_exports_a_model_the_cascade_loads(tmp_path):
     with torch.no_grad():
         eager = torch.softmax(unet_from_onnx(tmp_path / "type.onnx")(torch.from_numpy(x)), dim=1).numpy()
     assert np.abs(eager - probs).max() < 1e-4
+
+
+def test_runs_trained_in_parallel_processes_each_export_their_model_and_log(tmp_path):
+    """``--jobs`` (for a GPU): runs go to spawned processes with their data; each writes its
+    own model and record, and all share one log file."""
+    slices, _ = read_semiseg_train(shared("semiseg_train").parent)
+    semiseg = frame_slices(slices, 48)
+    spec = StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], steps=2, batch=2)
+    runs = [Run(spec, [Pool(semiseg.images[k::2], (semiseg.labels[k::2] > 0).astype(np.uint8), 1.0)],
+                tmp_path / f"fold{k}" / "lesion.onnx", seed=k + 1) for k in range(2)]
+    train_all(runs, Log(tmp_path / "train.log"), jobs=2, threads=1)
+    records = [json.loads((tmp_path / f"fold{k}" / "lesion.train.json").read_text()) for k in range(2)]
+    assert [r["seed"] for r in records] == [1, 2] and all(r["pools"][0]["slices"] == 25 for r in records)
+    log = (tmp_path / "train.log").read_text()
+    assert log.count("lesion.onnx step 2/2") == 2
 
 
 def test_the_8bit_window_matches_the_slices_histogram_landmarks_to_real_cts():
