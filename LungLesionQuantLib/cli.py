@@ -9,7 +9,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
-from .errors import InputError, LungLesionQuantError
+from .errors import LungLesionQuantError
 from .pipeline import segment_batch
 
 
@@ -104,11 +104,8 @@ def _risk_predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_summary, summarise, write_evaluation
 
-    for folder in (args.images, args.labels):
-        if not folder.is_dir():
-            raise InputError(f"{folder}: not a folder; expected a folder of images and one of reference label files")
     cascade = _cascade(args)
-    bar = tqdm(unit="case", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(unit="case", file=sys.stderr, dynamic_ncols=True, delay=0.5)  # silent if the folders are refused
 
     def on_case(case: str) -> None:
         bar.update(1)

@@ -30,11 +30,12 @@ from .errors import InputError
 from .imageio import SLICE_IMAGE_SUFFIXES, case_name, read_ct, to_lps
 from .labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
 from .labels import CONS, GGO, LUNG_NORMAL
-from .overlap import label_dice, on_reference_grid
+from .overlap import LABEL_GROUPS, label_dice, on_reference_grid
 from .pipeline import case_inputs, segment_image
 from .quantify import measure_labels
 
-GROUPS = {"lung": (LUNG_NORMAL, GGO, CONS), "GGO": (GGO,), "Cons": (CONS,), "lesion": (GGO, CONS)}
+# The whole lung (references label lung, not normal lung), then the lesion groups of :mod:`.overlap`.
+GROUPS = {"lung": (LUNG_NORMAL, GGO, CONS)} | {name: v for name, v in LABEL_GROUPS.items() if name != "LungN"}
 EMPTY_RULES = ("(a) slices where the label is empty in both masks are skipped (their number is shown)",
                "(b) such slices count as Dice 1")
 
@@ -167,6 +168,9 @@ def evaluate(images: Path, labels: Path, cascade: Cascade, coding: str = "auto",
              on_case: Callable[[str], None] | None = None) -> Evaluation:
     """Segment every image of ``images`` that has a reference in ``labels`` and score it;
     a broken case is recorded and the others go on."""
+    for folder in (images, labels):
+        if not Path(folder).is_dir():
+            raise InputError(f"{folder}: not a folder; expected a folder of images and one of reference label files")
     references = reference_files(labels)
     inputs = {case_name(p): p for p in case_inputs(images)}
     unmatched = [f"{c}: no reference label file" for c in sorted(set(inputs) - set(references))]

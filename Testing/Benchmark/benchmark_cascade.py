@@ -75,7 +75,9 @@ class TorchStage:
         outs = []
         for s in range(0, batch_input.shape[0], batch_size):
             x = torch.from_numpy(batch_input[s:s + batch_size]).to(self.device)
-            probs = softmax(x) + sum((softmax(x.flip(axis)).flip(axis) for axis in flips), torch.zeros(()))
+            probs = softmax(x)
+            for axis in flips:
+                probs += softmax(x.flip(axis)).flip(axis)
             outs.append((probs / (1 + len(flips))).cpu().numpy())
         return np.concatenate(outs)
 
