@@ -22,7 +22,10 @@ import onnxruntime as ort
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching,
+                      smallest_lung_voxels, touches_edge)
 from .errors import LungLesionQuantError
+from .imageio import to_lps
 from .labels import CONS, GGO, LUNG_NORMAL
 from .preprocessing import bounding_fit, clip_to_window, fit_box, unfit_mask, unit_to_hu, whole_slice_fit, window_to_unit
 
@@ -38,6 +41,10 @@ LEFT_RIGHT = (-1,)
 CONS_PRIOR_HU = -400.0
 CONS_PRIOR_WIDTH_HU = 100.0
 HU_PRIOR_WEIGHT = 0.5
+# Warn when lung-like air outside the body but joined to the lungs (lung cut by the field of
+# view) exceeds this share of the lung.
+CUT_WARNING_FRACTION = 0.01
+FINDINGS_KEY = "LungLesionQuant.findings"
 
 Progress = Callable[[str, int, int], None]
 
@@ -122,16 +129,36 @@ class Cascade:
                 "settings": {"test_time_flips": list(self.flips), "hu_prior_weight": self.hu_prior_weight,
                              "cons_prior_hu": CONS_PRIOR_HU, "cons_prior_width_hu": CONS_PRIOR_WIDTH_HU}}
 
+    def apply(self, image: sitk.Image, progress: Progress | None = None) -> sitk.Image:
+        """The front door: the 0/1/2/3 label image of a CT in HU, on exactly the CT's voxel grid.
+
+        The CT is turned to the cascade's frame (:func:`imageio.to_lps`) once, segmented, and
+        the labels resampled back once. What the lung rules removed, and warnings, travel with
+        the result as its metadata (:func:`findings_of`).
+        """
+        lps = to_lps(image)
+        findings: dict = {}
+        labels = self.segment(sitk.GetArrayFromImage(lps), progress, spacing_zyx=lps.GetSpacing()[::-1], findings=findings)
+        label_lps = sitk.GetImageFromArray(labels)
+        label_lps.CopyInformation(lps)
+        result = sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        result.SetMetaData(FINDINGS_KEY, json.dumps(findings))
+        return result
+
     def segment(self, hu: np.ndarray, progress: Progress | None = None, lung: np.ndarray | None = None,
-                spacing_yx: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0), findings: dict | None = None) -> np.ndarray:
         """Label map (Z, Y, X) uint8 — 0 background, 1 LungN, 2 GGO, 3 Cons — for HU slices (Z, Y, X).
 
-        The slices must be axial in radiological orientation (see :func:`imageio.to_lps`);
-        ``spacing_yx`` is their pixel size in mm. A given ``lung`` mask (e.g. one a person
-        corrected) replaces the lung stage.
+        The slices must be axial in radiological orientation, feet to head (see
+        :func:`imageio.to_lps`); ``spacing_zyx`` is the voxel size in mm. A given ``lung`` mask
+        (e.g. one a person corrected) replaces the lung stage. ``findings``, when given, receives
+        what the lung rules removed (cm³) and warnings.
         """
         clipped = clip_to_window(hu)
-        lung = self._lung(clipped, progress) if lung is None else lung.astype(bool)
+        spacing_yx = tuple(spacing_zyx[1:])
+        findings = {} if findings is None else findings
+        findings.setdefault("warnings", [])
+        lung = self._lung(clipped, progress, spacing_zyx, findings) if lung is None else lung.astype(bool)
         labels = np.zeros(hu.shape, dtype=np.uint8)
         fit = bounding_fit(lung, self.models["lesion"].size)
         if fit is None:
@@ -152,7 +179,7 @@ class Cascade:
             probs = self.models["type"].probabilities(pair, self.batch_size, progress, self.flips)
             cons[z] = unfit_mask(self._consolidation(probs, crops[found, 0]), fit, order=0)
             lesion &= _envelope(lung_box, spacing_yx)
-        lung_box = _large_regions(_fill_holes_in_plane(lung_box | lesion))
+        lung_box = in_chest(fill_holes_in_plane(lung_box | lesion))
         lesion &= lung_box
         box = labels[region]
         box[lung_box] = LUNG_NORMAL
@@ -171,11 +198,17 @@ class Cascade:
         w = self.hu_prior_weight
         return ((1.0 - w) * share + w * prior > 0.5).astype(np.float32)
 
-    def lung_mask(self, hu: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+    def lung_mask(self, hu: np.ndarray, progress: Progress | None = None,
+                  spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
         """The lung stage alone on HU slices (Z, Y, X): lung regions of the volume (bool)."""
-        return self._lung(clip_to_window(hu), progress)
+        return self._lung(clip_to_window(hu), progress, spacing_zyx, {"warnings": []})
 
-    def _lung(self, clipped: np.ndarray, progress: Progress | None) -> np.ndarray:
+    def _lung(self, clipped: np.ndarray, progress: Progress | None, spacing_zyx: tuple[float, float, float],
+              findings: dict) -> np.ndarray:
+        """The lung network's mask under the rules of :mod:`anatomy`: inside the body, in the
+        chest, no airways. The body rule holds for volumes and for single slices that show the
+        whole body; not for a single slice cropped through the chest wall (the published 2D
+        exports), where lungs reach the image edge."""
         model = self.models["lung"]
         fit = whole_slice_fit(clipped.shape[1:], model.size)
         prob = model.probabilities(window_to_unit(fit_box(clipped, fit))[:, None], self.batch_size, progress)[:, 1]
@@ -183,9 +216,33 @@ class Cascade:
         rows = np.flatnonzero((prob > 0.5).any(axis=(1, 2)))
         if rows.size:
             lung[rows] = unfit_mask(prob[rows], fit)
+        voxel_cm3 = float(np.prod(spacing_zyx)) / 1000.0
+        found = int(lung.sum())
+        outside = np.zeros_like(lung)
+        body = body_mask(clipped, spacing_zyx[1:])
+        if lung.shape[0] >= MIN_VOLUME_SLICES or not touches_edge(body):
+            outside = lung & ~body
+            lung &= ~outside
+        inside = int(lung.sum())
         box = _bounding_box(lung)
-        lung[box] = _large_regions(_drop_border_regions(lung[box]))
+        lung[box] = drop_airways(in_chest(lung[box], smallest_lung_voxels(lung.shape[0], spacing_zyx)), float(spacing_zyx[2]))
+        kept = int(lung.sum())
+        cut = regions_touching(outside, lung).sum() * voxel_cm3
+        findings["lung_rules_cm3"] = {"outside_body": round((found - inside) * voxel_cm3, 1),
+                                      "outside_body_touching_lung": round(float(cut), 1),
+                                      "below_chest_or_airways": round((inside - kept) * voxel_cm3, 1)}
+        if cut > CUT_WARNING_FRACTION * kept * voxel_cm3:
+            findings["warnings"].append(
+                f"{cut:.0f} cm³ of lung-like air joined to the lungs but open to the image edge was left out: the field of "
+                "view may cut through the lungs, so the lung volume may be too small; check the overlay")
         return lung
+
+
+def findings_of(label_image: sitk.Image) -> dict:
+    """What :meth:`Cascade.apply` noted about a result (empty for labels from elsewhere)."""
+    if not label_image.HasMetaDataKey(FINDINGS_KEY):
+        return {}
+    return json.loads(label_image.GetMetaData(FINDINGS_KEY))
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
@@ -197,70 +254,13 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
     return np.s_[zs[0]:zs[-1] + 1, max(ys[0] - 1, 0):ys[-1] + 2, max(xs[0] - 1, 0):xs[-1] + 2]
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """3D face-connected regions, numbered by decreasing size (SimpleITK: fast on whole CTs)."""
-    relabel = sitk.RelabelComponentImageFilter()
-    relabel.SortByObjectSizeOn()
-    labels = relabel.Execute(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8))))
-    sizes = list(relabel.GetSizeOfObjectsInPixels())
-    if len(sizes) < np.iinfo(np.uint16).max:
-        labels = sitk.Cast(labels, sitk.sitkUInt16)  # half the memory to copy out
-    return sitk.GetArrayFromImage(labels), sizes
-
-
-def _drop_border_regions(mask: np.ndarray) -> np.ndarray:
-    """In a volume, drop 3D regions that touch the in-plane image border on most of their slices.
-
-    Lungs lie inside the body; air between the body and the edge of a tightly cropped field
-    of view (blankets folded over it look like lung) touches the border slice after slice.
-    Single slices (2D crops, where lungs do reach the border) are left alone.
-    """
-    if mask.shape[0] < 3 or not mask.any():
-        return mask
-    labels, sizes = _components(mask)
-    n = len(sizes) + 1
-    slices_of = np.zeros(n, np.int64)
-    border_slices_of = np.zeros(n, np.int64)
-    for z in np.flatnonzero(mask.any(axis=(1, 2))):
-        plane = labels[z]
-        slices_of += np.bincount(plane.ravel(), minlength=n) > 0
-        edge = np.concatenate([plane[0], plane[-1], plane[:, 0], plane[:, -1]])
-        border_slices_of += np.bincount(edge, minlength=n) > 0
-    drop = np.flatnonzero(border_slices_of[1:] * 2 > slices_of[1:]) + 1
-    return mask & ~np.isin(labels, drop) if drop.size else mask
-
-
-def _large_regions(mask: np.ndarray, fraction: float = 0.1) -> np.ndarray:
-    """Keep the 3D regions at least ``fraction`` of the largest: the lungs, not stray blobs."""
-    if not mask.any():
-        return mask
-    labels, sizes = _components(mask)
-    keep = sum(1 for size in sizes if size >= fraction * sizes[0])
-    return (labels > 0) & (labels <= keep)
-
-
 def _envelope(lung: np.ndarray, spacing_yx: tuple[float, float], margin_mm: float = 2.0) -> np.ndarray:
     """Where lesion may lie: the lung with its in-plane holes filled, grown by ``margin_mm`` in-plane.
 
     The lesion network also fires on soft tissue of the chest wall and mediastinum, which
     looks like consolidation; the lung network, trained on whole CTs, bounds it.
     """
-    grown = _fill_holes_in_plane(lung).view(np.uint8)
+    grown = fill_holes_in_plane(lung).view(np.uint8)
     for axis, spacing in ((1, spacing_yx[0]), (2, spacing_yx[1])):  # a square, separable: fast
         grown = ndimage.maximum_filter1d(grown, 2 * max(1, int(round(margin_mm / spacing))) + 1, axis=axis)
     return grown.view(bool)
-
-
-def _fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
-    """Fill the holes of each axial slice: background regions (connected within the slice by
-    faces) that do not reach the slice's border. One labelling for all slices, for speed."""
-    if not mask.any():
-        return mask
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    background, count = ndimage.label(~mask, in_plane)
-    outside = np.zeros(count + 1, dtype=bool)
-    for edge in (background[:, 0], background[:, -1], background[:, :, 0], background[:, :, -1]):
-        outside[edge.ravel()] = True
-    outside[0] = True  # label 0 is the mask itself
-    return mask | ~outside[background]

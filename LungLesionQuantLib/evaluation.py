@@ -31,7 +31,8 @@ from .imageio import SLICE_IMAGE_SUFFIXES, case_name, read_ct, to_lps
 from .labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
 from .labels import CONS, GGO, LUNG_NORMAL
 from .overlap import LABEL_GROUPS, label_dice, on_reference_grid
-from .pipeline import case_inputs, segment_image
+from .pipeline import case_inputs
+from .preprocessing import GreyWindow
 from .quantify import measure_labels
 
 # The whole lung (references label lung, not normal lung), then the lesion groups of :mod:`.overlap`.
@@ -165,9 +166,9 @@ class Evaluation:
 
 
 def evaluate(images: Path, labels: Path, cascade: Cascade, coding: str = "auto",
-             on_case: Callable[[str], None] | None = None) -> Evaluation:
+             on_case: Callable[[str], None] | None = None, window: GreyWindow | None = None) -> Evaluation:
     """Segment every image of ``images`` that has a reference in ``labels`` and score it;
-    a broken case is recorded and the others go on."""
+    a broken case is recorded and the others go on (``window``: of 8-bit slices, when known)."""
     for folder in (images, labels):
         if not Path(folder).is_dir():
             raise InputError(f"{folder}: not a folder; expected a folder of images and one of reference label files")
@@ -181,9 +182,9 @@ def evaluate(images: Path, labels: Path, cascade: Cascade, coding: str = "auto",
             on_case(case)
         try:
             name = auto_coding(references[case]) if coding == "auto" else coding
-            loaded = read_ct(inputs[case])
+            loaded = read_ct(inputs[case], window)
             reference = read_reference(references[case], name, loaded.image)
-            predicted = on_reference_grid(reference, segment_image(loaded.image, cascade), case)
+            predicted = on_reference_grid(reference, cascade.apply(loaded.image), case)
         except Exception as exc:  # a broken case must not stop the evaluation; it is reported
             failures.append(f"{case}: {exc}".splitlines()[0])
             continue

@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .preprocessing import GREY8_WINDOW_HU, grey8_to_hu
+from .preprocessing import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -32,6 +32,8 @@ class LoadedCT:
     kind: str  # "dicom", "volume" or "slice-image"
     note: str = ""
     dicom_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    window: GreyWindow | None = None  # the window an 8-bit slice was read under
 
 
 def case_name(path: str | os.PathLike) -> str:
@@ -43,15 +45,16 @@ def case_name(path: str | os.PathLike) -> str:
     return name
 
 
-def read_ct(path: str | os.PathLike) -> LoadedCT:
-    """Read a CT from a DICOM folder, a DICOM file, a volume file or a 2D PNG/JPG slice."""
+def read_ct(path: str | os.PathLike, window: GreyWindow | None = None) -> LoadedCT:
+    """Read a CT from a DICOM folder, a DICOM file, a volume file or a 2D PNG/JPG slice
+    (``window``: the HU window of an 8-bit slice, when known; else estimated from the slice)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder; expected a DICOM folder, a NIfTI/NRRD/MHA volume or a PNG/JPG slice")
     if path.is_dir():
         loaded = _read_dicom_folder(path)
     elif path.name.lower().endswith(SLICE_IMAGE_SUFFIXES):
-        loaded = _read_slice_image(path)
+        loaded = _read_slice_image(path, window)
     elif path.name.lower().endswith(VOLUME_SUFFIXES + DICOM_SUFFIXES):
         loaded = _read_volume_file(path)
     else:
@@ -106,8 +109,10 @@ def _read_volume_file(path: Path) -> LoadedCT:
     return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(path), kind, f"{image.GetSize()} voxels", files)
 
 
-def _read_slice_image(path: Path) -> LoadedCT:
-    """An 8-bit slice export: HU by :func:`preprocessing.grey8_to_hu`, 1 mm pixels."""
+def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
+    """An 8-bit slice export, 1 mm pixels, read as HU under ``window``, else under the window
+    estimated from the slice's own landmarks (:func:`preprocessing.estimate_grey_window`), else
+    under the documented one (:data:`preprocessing.GREY8_WINDOW_HU`), with a warning."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -122,10 +127,20 @@ def _read_slice_image(path: Path) -> LoadedCT:
         grey = channels[..., 0]
     if grey.ndim != 2:
         raise InputError(f"{path}: found an image of shape {grey.shape}; expected a single 2D slice")
-    hu = sitk.GetImageFromArray(grey8_to_hu(grey)[None])
+    warnings = []
+    if window is None:
+        window = estimate_grey_window(grey)
+        if window is None:
+            window = DOCUMENTED_WINDOW
+            warnings.append(f"8-bit slice: no aerated-lung and soft-tissue landmarks found; read under the {window.describe()}; "
+                            "pass --window WIDTH/LEVEL if known")
+        elif window.far_from_documented():
+            warnings.append(f"8-bit slice: {window.describe()}, far from the {DOCUMENTED_WINDOW.describe()}; "
+                            "pass --window WIDTH/LEVEL if known")
+    hu = sitk.GetImageFromArray(window.to_hu(grey)[None])
     hu.SetSpacing((1.0, 1.0, 1.0))
-    low, high = GREY8_WINDOW_HU
-    return LoadedCT(hu, str(path), "slice-image", f"8-bit slice: HU = g/255*{high - low:g}{low:+g} (estimated window), 1 mm pixels")
+    return LoadedCT(hu, str(path), "slice-image", f"8-bit slice read under the {window.describe()}, 1 mm pixels",
+                    warnings=warnings, window=window)
 
 
 def _check_scalar(image: sitk.Image, path: Path) -> None:

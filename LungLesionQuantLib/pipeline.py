@@ -20,14 +20,16 @@ import SimpleITK as sitk
 
 from . import __version__, mrml
 from .atomic import atomic_path
-from .cascade import Cascade, Progress
+from .cascade import Cascade, Progress, findings_of
 from .errors import LungLesionQuantError, OutputExistsError
 from .dicom_seg import write_dicom_seg
 from .exports import write_segmentation, write_table, write_volume
 from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
+from .plausibility import lung_warnings
+from .preprocessing import GreyWindow
 from .overlay import write_overlay
 from .report import write_report
-from .quantify import measure_labels, measurement_columns
+from .quantify import measure_image, measurement_columns
 
 LABELS_FILE = "labels.nii.gz"
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
@@ -47,6 +49,7 @@ class CaseResult:
     measurements: dict
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,15 +65,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def segment_image(image: sitk.Image, cascade: Cascade, progress: Progress | None = None) -> sitk.Image:
-    """The 0/1/2/3 label image of a CT in HU, on exactly the CT's voxel grid."""
-    lps = to_lps(image)
-    labels = cascade.segment(sitk.GetArrayFromImage(lps), progress, spacing_yx=lps.GetSpacing()[1::-1])
-    label_lps = sitk.GetImageFromArray(labels)
-    label_lps.CopyInformation(lps)
-    return sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
 def protect_existing(out_dir: Path, overwrite: bool) -> list[str]:
@@ -112,16 +106,18 @@ class CaseOutputs:
 
 
 def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: Path, source: str = "",
-               overwrite: bool = False, inference: dict | None = None) -> CaseResult:
+               overwrite: bool = False, inference: dict | None = None, extra_provenance: dict | None = None) -> CaseResult:
     """Write the per-case layout for a CT and its labels; returns the measurements.
 
     Adds ``report.pdf`` when asked, and ``segmentation.dcm`` (DICOM SEG) when the CT's
     DICOM files are given.
     """
     start = time.time()
+    extra_provenance = extra_provenance or {}
     notes = protect_existing(out_dir, overwrite)
-    label_lps = to_lps(outputs.label_image)
-    row = {"case": case, **measure_labels(sitk.GetArrayViewFromImage(label_lps), label_lps.GetSpacing())}
+    row = {"case": case, **measure_image(outputs.label_image)}
+    findings = findings_of(outputs.label_image)
+    warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + lung_warnings(outputs.label_image)))
     scene, seg_node = outputs.scene, outputs.seg_node
     if seg_node is None:
         scene = mrml.new_scene()
@@ -134,37 +130,42 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     table = mrml.table_node(scene, [row], f"{case}_measurements")
     written.append(write_table(table, out_dir / MEASUREMENTS_FILE))
     scene.RemoveNode(table)
-    ct_lps = to_lps(ct_image)
+    ct_lps, label_lps = to_lps(ct_image), to_lps(outputs.label_image)
     hu, labels, spacing = sitk.GetArrayViewFromImage(ct_lps), sitk.GetArrayViewFromImage(label_lps), ct_lps.GetSpacing()
     title = f"{case}: lung {row['lung_volume_cm3']:.0f} cm³, lesion extent {row['lesion_extent_pct']:.1f} % (GGO {row['GGO_extent_pct']:.1f} %, Cons {row['Cons_extent_pct']:.1f} %)"
     write_overlay(hu, labels, spacing, out_dir / OVERLAY_FILE, title)
     written.append(out_dir / OVERLAY_FILE)
     if outputs.report:
-        written.append(write_report(hu, labels, spacing, row, out_dir / REPORT_FILE, title, outputs.warnings))
+        written.append(write_report(hu, labels, spacing, row, out_dir / REPORT_FILE, title, warnings))
     if outputs.dicom_files:
         written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, out_dir / DICOM_SEG_FILE))
     provenance = {
         "tool": "LungLesionQuant", "version": __version__, "input": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": (inference or {}).get("models", {}),
         "inference": (inference or {}).get("settings", {}),
-        "notes": notes, "warnings": outputs.warnings, "written": {p.name: sha256(p) for p in written},
+        "lung_rules_cm3": findings.get("lung_rules_cm3", {}), **extra_provenance,
+        "notes": notes, "warnings": warnings, "written": {p.name: sha256(p) for p in written},
     }
     with atomic_path(out_dir / PROVENANCE_FILE) as tmp:
         tmp.write_text(json.dumps(provenance, indent=2))
-    return CaseResult(case, source, out_dir, row, notes, time.time() - start)
+    return CaseResult(case, source, out_dir, row, notes, time.time() - start, warnings)
 
 
 def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool = False,
-                 progress: Progress | None = None, report: bool = False, dicom_seg: bool = False) -> CaseResult:
-    """Read, segment, measure and write one case into ``out_root/<case>/``."""
+                 progress: Progress | None = None, report: bool = False, dicom_seg: bool = False,
+                 window: GreyWindow | None = None) -> CaseResult:
+    """Read, segment, measure and write one case into ``out_root/<case>/`` (``window``: the HU
+    window of 8-bit slice input, when known)."""
     start = time.time()
     case = case_name(path)
-    loaded = read_ct(path)
+    loaded = read_ct(path, window)
     if not overwrite:  # fail before the slow part; write_case checks again just before writing
         protect_existing(out_root / case, overwrite=False)
-    outputs = CaseOutputs(segment_image(loaded.image, cascade, progress), report=report,
+    outputs = CaseOutputs(cascade.apply(loaded.image, progress), warnings=list(loaded.warnings), report=report,
                           dicom_files=loaded.dicom_files if dicom_seg else [])
-    result = write_case(case, loaded.image, outputs, out_root / case, f"{loaded.source} ({loaded.note})", overwrite, cascade.provenance())
+    extra = {"window": {"width_hu": loaded.window.width, "level_hu": loaded.window.level, "source": loaded.window.source}} if loaded.window else {}
+    result = write_case(case, loaded.image, outputs, out_root / case, f"{loaded.source} ({loaded.note})", overwrite,
+                        cascade.provenance(), extra)
     result.notes.insert(0, loaded.note)
     result.seconds = time.time() - start
     return result
@@ -181,7 +182,7 @@ def write_cohort_table(out_root: Path) -> Path:
 
 def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, overwrite: bool = False,
                   on_case: Callable[[str], None] | None = None, progress: Progress | None = None,
-                  report: bool = False, dicom_seg: bool = False) -> tuple[list[CaseResult], list[CaseFailure]]:
+                  report: bool = False, dicom_seg: bool = False, window: GreyWindow | None = None) -> tuple[list[CaseResult], list[CaseFailure]]:
     """Segment many inputs; a failing case is recorded and the others go on."""
     results: list[CaseResult] = []
     failures: list[CaseFailure] = []
@@ -195,7 +196,7 @@ def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, overwrite
             continue
         seen[case] = path
         try:
-            results.append(segment_case(Path(path), out_root, cascade, overwrite, progress, report, dicom_seg))
+            results.append(segment_case(Path(path), out_root, cascade, overwrite, progress, report, dicom_seg, window))
         except LungLesionQuantError as exc:
             failures.append(CaseFailure(case, str(path), str(exc)))
         except Exception as exc:  # a broken case must not stop the batch; the message names it

@@ -26,13 +26,14 @@ import vtk
 from scipy import ndimage
 
 from . import mrml
-from .cascade import Cascade, Progress
-from .imageio import check_hu, to_lps
+from .cascade import Cascade, Progress, findings_of
+from .imageio import check_hu
 from .labels import SEGMENTS
 from .agreement import compare_folders, summarise, table2, write_study
 from .overlap import LABEL_GROUPS, compare
-from .pipeline import CaseOutputs, CaseResult, segment_image, write_case
-from .quantify import measure_labels
+from .pipeline import CaseOutputs, CaseResult, write_case
+from .plausibility import lung_warnings
+from .quantify import measure_image
 from .risk import EXTENT, FittedModel, fit_study, load_cohort, parse_patient, predict_patient
 from .risk import write_study as write_risk_study
 
@@ -51,11 +52,12 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
     name = volume_node.GetName()
     image = mrml.image_from_volume_node(volume_node)
     check_hu(image, f"volume '{name}'")
-    label_image = segment_image(sitk.Cast(image, sitk.sitkFloat32), cascade, progress)
+    label_image = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
     label_node = mrml.volume_node(scene, label_image, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
     seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"))
     scene.RemoveNode(label_node)
     table, measured = measure_segmentation(scene, seg_node, volume_node)
+    measured.warnings[:0] = findings_of(label_image).get("warnings", [])
     return seg_node, table, measured
 
 
@@ -106,8 +108,8 @@ def labels_from_segmentation(seg_node, reference_node) -> tuple[sitk.Image, list
 def measure_segmentation(scene, seg_node, reference_node, table_node=None):
     """Measure a segmentation as it is now; fills ``table_node`` (or a new one). Returns (table, Measured)."""
     label_image, warnings = labels_from_segmentation(seg_node, reference_node)
-    lps = to_lps(label_image)
-    row = {"case": reference_node.GetName(), **measure_labels(sitk.GetArrayViewFromImage(lps), lps.GetSpacing())}
+    warnings += lung_warnings(label_image)
+    row = {"case": reference_node.GetName(), **measure_image(label_image)}
     table_node = mrml.table_node(scene, [row], scene.GenerateUniqueName(f"{reference_node.GetName()} measurements"), table_node)
     return table_node, Measured(label_image, row, warnings)
 

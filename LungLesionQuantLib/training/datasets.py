@@ -17,7 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ..imageio import read_ct, to_lps
-from ..preprocessing import bounding_fit, fit_box, grey8_to_hu, hu_to_unit, unit_to_hu, whole_slice_fit
+from ..preprocessing import CT_LANDMARKS_UNIT, bounding_fit, histogram_landmarks, fit_box, grey8_to_hu, hu_to_unit, unit_to_hu, whole_slice_fit
 from .lung_labels import crop_body_mask, derive_lung_mask
 
 # NY-SBU single slices, each checked by eye against its derived lung mask (2026-11-22):
@@ -36,19 +36,7 @@ LUNG_VOLUMES = ("dicom/ricord_1a_000082", "dicom/lung_pet_ct_dx_A0001")
 # The Coronacases slices were exported under a much wider window than the lung window
 # (aerated lung near grey 14, soft tissue near 101, nothing above ~170). Each patient's slices
 # are re-mapped linearly so that these two histogram landmarks land where they lie on real HU
-# CTs under the lung window: grey 79 / 210 (RICORD) and 57 / 234 (Lung-PET-CT-Dx), measured
-# by :func:`histogram_landmarks` on the slices' lung-box crops; their means, as unit values:
-CT_LANDMARKS_UNIT = (68 / 255, 222 / 255)
-
-
-def histogram_landmarks(grey: np.ndarray) -> tuple[int, int]:
-    """The aerated-lung and soft-tissue modes of 8-bit slices: the histogram peaks below and
-    above the Otsu threshold (the lowest grey levels and saturation excluded)."""
-    hist = np.convolve(np.bincount(grey.ravel(), minlength=256).astype(float), np.ones(5) / 5, mode="same")
-    otsu = sitk.OtsuThresholdImageFilter()
-    otsu.Execute(sitk.GetImageFromArray(grey.reshape(1, -1)))
-    threshold = int(otsu.GetThreshold())
-    return 3 + int(np.argmax(hist[3:threshold])), threshold + int(np.argmax(hist[threshold:252]))
+# CTs under the lung window (:data:`preprocessing.CT_LANDMARKS_UNIT`).
 
 
 def _match_landmarks(grey: np.ndarray, landmarks: tuple[int, int]) -> np.ndarray:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..anatomy import drop_airways_2d
+
 BODY_HU = -500.0
 AIR_HU = -400.0
 OUTSIDE_HU = -1250.0
@@ -67,26 +69,9 @@ def derive_lung_mask(hu: np.ndarray, spacing_zyx: tuple[float, float, float], bo
     lung = np.isin(labels, keep_ids)
     closing = _disk(round(3.0 / pixel_mm))
     for z in range(lung.shape[0]):
-        lung[z] = _drop_airways(lung[z], pixel_mm)
+        lung[z] = drop_airways_2d(lung[z], pixel_mm)
         if lung[z].any():
             padded = np.pad(lung[z], closing.shape[0])
             closed = ndimage.binary_closing(padded, structure=closing)[closing.shape[0]:-closing.shape[0], closing.shape[0]:-closing.shape[0]]
             lung[z] = ndimage.binary_fill_holes(closed)
     return lung
-
-
-def _drop_airways(slice_mask: np.ndarray, pixel_mm: float) -> np.ndarray:
-    """Remove small regions near the midline of a slice: the trachea and main bronchi."""
-    labels, n = ndimage.label(slice_mask)
-    if n == 0:
-        return slice_mask
-    idx = np.arange(1, n + 1)
-    areas = ndimage.sum_labels(slice_mask, labels, index=idx) * pixel_mm * pixel_mm
-    centres = ndimage.center_of_mass(slice_mask, labels, idx)
-    cols = np.flatnonzero(slice_mask.any(axis=0))
-    mid, half = (cols[0] + cols[-1]) / 2.0, max(1.0, (cols[-1] - cols[0]) / 2.0)
-    keep = np.ones(n, dtype=bool)
-    for i, (area, (_r, c)) in enumerate(zip(areas, centres)):
-        if area < 700.0 and abs(c - mid) < 0.25 * half:
-            keep[i] = False
-    return np.isin(labels, idx[keep])

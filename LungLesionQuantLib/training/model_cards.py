@@ -57,7 +57,7 @@ STAGES = {
                  "the 288-pixel inputs (the network is fully convolutional and runs on whole inputs). Intensities: the 8-bit GGO/Cons slices are read as HU = g/255×1392−1196, a window "
                  "estimated by matching their histogram landmarks (aerated lung, soft tissue) to those of real HU CTs "
                  "(`preprocessing.GREY8_WINDOW_HU`); the Coronacases slices, exported under a much wider window, are "
-                 "re-mapped per patient by the same landmarks (`training.datasets.CT_LANDMARKS_UNIT`). Both are "
+                 "re-mapped per patient by the same landmarks (`preprocessing.CT_LANDMARKS_UNIT`). Both are "
                  "estimates, hence the wide window/gamma jitter."),
         "labels": "As published: GGO and Cons merged into one lesion label; infection masks as they are.",
         "limits": ("2D only; trained on 56 patients' slices; the 50 GGO/Cons slices have no patient ids, so "

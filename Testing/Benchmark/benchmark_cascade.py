@@ -97,17 +97,17 @@ class Timed:
         return out
 
 
-def run(cascade: Cascade, hu: np.ndarray, spacing_yx: tuple[float, float], stages: dict, repeats: int) -> dict:
+def run(cascade: Cascade, hu: np.ndarray, spacing_zyx: tuple[float, float, float], stages: dict, repeats: int) -> dict:
     totals, per_stage = [], {name: [] for name in stages}
     slices = {}
     memory = PeakRSS()
     with memory.watch():
         cascade.models = {name: Timed(stage) for name, stage in stages.items()}
-        cascade.segment(hu, spacing_yx=spacing_yx)  # warm-up
+        cascade.segment(hu, spacing_zyx=spacing_zyx)  # warm-up
         for _ in range(repeats):
             cascade.models = {name: Timed(stage) for name, stage in stages.items()}
             start = time.perf_counter()
-            labels = cascade.segment(hu, spacing_yx=spacing_yx)
+            labels = cascade.segment(hu, spacing_zyx=spacing_zyx)
             totals.append(time.perf_counter() - start)
             for name, timed in cascade.models.items():
                 per_stage[name].append(timed.seconds)
@@ -127,20 +127,20 @@ def main() -> int:
     start = time.perf_counter()
     image = to_lps(read_ct(args.ct).image)
     hu = sitk.GetArrayFromImage(image)
-    spacing_yx = image.GetSpacing()[1::-1]
+    spacing_zyx = image.GetSpacing()[::-1]
     read_s = time.perf_counter() - start
     cascade = Cascade(device="cpu" if args.device == "cpu" else "auto", threads=args.threads)
     onnx_stages = dict(cascade.models)
     torch_stages = {n: TorchStage(s, cascade.paths[n], args.device) for n, s in onnx_stages.items()}
     print(f"CT {args.ct}: {hu.shape[0]} slices of {hu.shape[1]}x{hu.shape[2]}; read {read_s:.1f} s; "
           f"{args.threads} threads; device {args.device}; onnxruntime {cascade.providers[0]}; medians of {args.repeats}")
-    product = run(cascade, hu, spacing_yx, onnx_stages, args.repeats)
+    product = run(cascade, hu, spacing_zyx, onnx_stages, args.repeats)
     flips = cascade.flips
     cascade.flips = () if flips else LEFT_RIGHT  # the other test-time-augmentation setting
-    other = run(cascade, hu, spacing_yx, onnx_stages, args.repeats)
+    other = run(cascade, hu, spacing_zyx, onnx_stages, args.repeats)
     other_name = "no flips" if flips else "--tta"
     cascade.flips = flips
-    eager = run(cascade, hu, spacing_yx, torch_stages, args.repeats)
+    eager = run(cascade, hu, spacing_zyx, torch_stages, args.repeats)
     print(f"product: onnxruntime, test-time flips {flips or 'none'}; in the same process: onnxruntime with {other_name}, "
           "and eager PyTorch (same weights, read back from the ONNX files) with the product's settings")
     print(f"{'':26s}{'product':>10s}{other_name:>12s}{'eager torch':>14s}")

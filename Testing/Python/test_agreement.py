@@ -18,7 +18,6 @@ from LungLesionQuantLib.agreement import compare_folders, paired_statistics, sum
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.imageio import read_ct, to_lps
 from LungLesionQuantLib.overlap import compare, surface_distances
-from LungLesionQuantLib.pipeline import segment_image
 from conftest import SAMPLE_CT, shared
 
 
@@ -41,7 +40,7 @@ def test_dice_and_distances_match_independent_implementations_on_real_slices(cas
     for name in ("3", "17", "42"):
         reference = np.asarray(Image.open(folder / "labels" / f"{name}.png"))
         reference = np.where(reference == 1, 2, np.where(reference == 2, 3, 0)).astype(np.uint8)
-        predicted = segment_image(read_ct(folder / "images" / f"{name}.jpg").image, cascade)
+        predicted = cascade.apply(read_ct(folder / "images" / f"{name}.jpg").image)
         row = compare(_image(reference[None]), predicted)
         pred = sitk.GetArrayFromImage(predicted)[0]
         for label, values in (("GGO", (2,)), ("lesion", (2, 3))):
@@ -54,7 +53,7 @@ def test_dice_and_distances_match_independent_implementations_on_real_slices(cas
 
 
 def test_3d_anisotropic_distances_match_monai(cascade):
-    labels = sitk.GetArrayFromImage(to_lps(segment_image(read_ct(SAMPLE_CT).image, cascade)))
+    labels = sitk.GetArrayFromImage(to_lps(cascade.apply(read_ct(SAMPLE_CT).image)))
     lung = labels > 0
     shrunk = ndimage.binary_erosion(lung, iterations=2)
     spacing = (3.0, 1.5, 1.5)

@@ -74,7 +74,7 @@ def test_runs_trained_in_parallel_processes_each_export_their_model_and_log(tmp_
 
 def test_the_8bit_window_matches_the_slices_histogram_landmarks_to_real_cts():
     from LungLesionQuantLib.preprocessing import GREY8_WINDOW_HU, WINDOW_HIGH_HU, WINDOW_LOW_HU
-    from LungLesionQuantLib.training.datasets import CT_LANDMARKS_UNIT, histogram_landmarks
+    from LungLesionQuantLib.preprocessing import CT_LANDMARKS_UNIT, histogram_landmarks
 
     folder = shared("semiseg_train/images")
     grey = np.concatenate([np.asarray(Image.open(p).convert("L")).ravel() for p in sorted(folder.glob("*.jpg"))])

@@ -1,0 +1,148 @@
+"""Where lungs can be: inside the body, in the chest, without the central airways.
+
+The lung network looks at one slice at a time and answers "air with lung texture". On a scan
+it has never seen it also answers that for air that is not lung: between blankets, under the
+scanner table, beside a whole-body patient, in the bowel. These rules, applied to its mask,
+encode what every chest CT shares:
+
+- **Body**: tissue is above -500 HU; opened in-plane by a 4 mm disk (blankets, the table's
+  shells and cables are thinner and fall away), the largest 3D region is the patient; each
+  slice's holes are filled, so the lungs lie inside it. Lung is kept only inside the body.
+- **Chest**: lungs are the largest 3D region and the regions at least a tenth of its size
+  whose top reaches the upper half of it (the other lung when the two are not joined). Bowel
+  gas and the stomach lie below the diaphragm domes, so their top is low; they are dropped.
+- **Airways**: the trachea and main bronchi are not lung. Rule (the same as the training
+  labels'): on each slice, a lung region under 7 cm² whose centre lies in the middle half of
+  the lungs' left-right extent is airway, not lung.
+
+A single slice cropped through the chest wall (the published 2D exports) has no body to
+find: there the body rule is not applied.
+"""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+BODY_HU = -500.0
+BODY_OPENING_MM = 4.0
+BODY_PIXEL_MM = 2.0
+AIRWAY_MAX_CM2 = 7.0
+AIRWAY_CENTRAL_FRACTION = 0.25
+MIN_REGION_FRACTION = 0.1
+# The smallest lung worth the name: a region of 1 cm³ in a volume, of 1 cm² on a single slice.
+MIN_LUNG_MM3 = 1000.0
+MIN_LUNG_MM2 = 100.0
+# A volume has at least this many slices; fewer are separate 2D slices (often crops).
+MIN_VOLUME_SLICES = 3
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """3D face-connected regions, numbered by decreasing size (SimpleITK: fast on whole CTs)."""
+    relabel = sitk.RelabelComponentImageFilter()
+    relabel.SortByObjectSizeOn()
+    labels = relabel.Execute(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8))))
+    sizes = list(relabel.GetSizeOfObjectsInPixels())
+    if len(sizes) < np.iinfo(np.uint16).max:
+        labels = sitk.Cast(labels, sitk.sitkUInt16)  # half the memory to copy out
+    return sitk.GetArrayFromImage(labels), sizes
+
+
+def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of each axial slice: background regions (connected within the slice by
+    faces) that do not reach the slice's border. One labelling for all slices, for speed."""
+    if not mask.any():
+        return mask
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    background, count = ndimage.label(~mask, in_plane)
+    outside = np.zeros(count + 1, dtype=bool)
+    for edge in (background[:, 0], background[:, -1], background[:, :, 0], background[:, :, -1]):
+        outside[edge.ravel()] = True
+    outside[0] = True  # label 0 is the mask itself
+    return mask | ~outside[background]
+
+
+def body_mask(hu: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
+    """The patient in (Z, Y, X) HU slices: tissue above :data:`BODY_HU`, opened in-plane by a
+    :data:`BODY_OPENING_MM` disk, its largest 3D region, holes filled slice by slice.
+
+    Found on pixels of about :data:`BODY_PIXEL_MM` (every n-th row and column; a body needs no
+    finer grid, and this is 10x faster on a 512-matrix CT), then repeated back to full size.
+    """
+    step = [max(1, int(round(BODY_PIXEL_MM / s))) for s in spacing_yx]
+    tissue = np.asarray(hu)[:, ::step[0], ::step[1]] > BODY_HU
+    radius = [max(1, int(round(BODY_OPENING_MM / (s * k)))) for s, k in zip(spacing_yx[::-1], step[::-1])] + [0]
+    opened = sitk.BinaryMorphologicalOpening(sitk.GetImageFromArray(tissue.view(np.uint8)), radius, sitk.sitkBall)
+    largest = sitk.RelabelComponent(sitk.ConnectedComponent(opened), sortByObjectSize=True) == 1
+    body = fill_holes_in_plane(sitk.GetArrayFromImage(largest).view(bool))
+    full = np.repeat(np.repeat(body, step[0], axis=1), step[1], axis=2)
+    return full[:, :hu.shape[1], :hu.shape[2]]
+
+
+def touches_edge(mask: np.ndarray, share: float = 0.05) -> bool:
+    """Whether ``mask`` covers more than ``share`` of the in-plane image edge of its slices
+    (a body cropped by the field of view, as in published 2D slice exports)."""
+    edge = np.concatenate([mask[:, 0].ravel(), mask[:, -1].ravel(), mask[:, :, 0].ravel(), mask[:, :, -1].ravel()])
+    return bool(edge.mean() > share)
+
+
+def in_chest(lung: np.ndarray, min_voxels: int = 0) -> np.ndarray:
+    """The lungs among the 3D regions of a (Z, Y, X) mask, Z increasing to the head: the
+    largest region, and those at least :data:`MIN_REGION_FRACTION` of it whose top reaches
+    the upper half of it (slices ordered feet to head, as :func:`imageio.to_lps` gives them);
+    nothing where the largest is smaller than ``min_voxels`` (specks are no lung)."""
+    if not lung.any():
+        return lung
+    labels, sizes = components(lung)
+    if sizes[0] < min_voxels:
+        return np.zeros_like(lung)
+    zs = np.arange(lung.shape[0])
+    present = np.zeros((len(sizes) + 1, lung.shape[0]), dtype=bool)
+    for z in np.flatnonzero(lung.any(axis=(1, 2))):
+        present[np.unique(labels[z]), z] = True
+    first = zs[present[1]]
+    middle = (first[0] + first[-1]) / 2.0
+    keep = [1] + [i for i in range(2, len(sizes) + 1)
+                  if sizes[i - 1] >= MIN_REGION_FRACTION * sizes[0] and zs[present[i]].max() >= middle]
+    return np.isin(labels, keep)
+
+
+def regions_touching(mask: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The 3D regions of ``mask`` that touch ``other`` (face neighbours, in 3D)."""
+    if not mask.any() or not other.any():
+        return np.zeros_like(mask)
+    labels, _sizes = components(mask)
+    near = ndimage.binary_dilation(other) & mask
+    ids = np.unique(labels[near])
+    return np.isin(labels, ids[ids > 0])
+
+
+def smallest_lung_voxels(slices: int, spacing_zyx: tuple[float, float, float]) -> int:
+    """:data:`MIN_LUNG_MM3` in voxels for a volume, :data:`MIN_LUNG_MM2` in pixels for single slices."""
+    if slices >= MIN_VOLUME_SLICES:
+        return int(np.ceil(MIN_LUNG_MM3 / float(np.prod(spacing_zyx))))
+    return int(np.ceil(MIN_LUNG_MM2 / float(spacing_zyx[1] * spacing_zyx[2])))
+
+
+def drop_airways(lung: np.ndarray, pixel_mm: float) -> np.ndarray:
+    """Remove the trachea and main bronchi from (Z, Y, X) lung slices: per slice, regions under
+    :data:`AIRWAY_MAX_CM2` centred in the middle half of the slice's lungs (left-right)."""
+    out = lung.copy()
+    max_pixels = AIRWAY_MAX_CM2 * 100.0 / (pixel_mm * pixel_mm)
+    for z in np.flatnonzero(lung.any(axis=(1, 2))):
+        labels, n = ndimage.label(lung[z])
+        idx = np.arange(1, n + 1)
+        areas = ndimage.sum_labels(lung[z], labels, index=idx)
+        centres = np.array(ndimage.center_of_mass(lung[z], labels, idx))[:, 1]
+        cols = np.flatnonzero(lung[z].any(axis=0))
+        mid, half = (cols[0] + cols[-1]) / 2.0, max(1.0, (cols[-1] - cols[0]) / 2.0)
+        airway = idx[(areas < max_pixels) & (np.abs(centres - mid) < AIRWAY_CENTRAL_FRACTION * half)]
+        if airway.size:
+            out[z] &= ~np.isin(labels, airway)
+    return out
+
+
+def drop_airways_2d(slice_mask: np.ndarray, pixel_mm: float) -> np.ndarray:
+    """:func:`drop_airways` for one 2D slice (the training labels' rule)."""
+    return drop_airways(slice_mask[None], pixel_mm)[0]
