@@ -75,7 +75,7 @@ def test_slice_image_is_a_one_slice_volume_in_hu():
     assert size[2] == 1 and loaded.image.GetSpacing() == (1.0, 1.0, 1.0)
     hu = sitk.GetArrayViewFromImage(loaded.image)
     assert hu.min() == pytest.approx(GREY8_WINDOW_HU[0]) and hu.max() == pytest.approx(GREY8_WINDOW_HU[1])
-    assert "estimated window" in loaded.note
+    assert "documented" in loaded.note and loaded.window.source.startswith("documented")
 
 
 def test_bundled_sample_and_lps_orientation():

@@ -54,7 +54,7 @@ def test_thick_noisy_slices_give_the_same_measurements(cascade):
     """Robustness (issue "Accuracy"): the sample CT (3 mm) averaged into 6 mm slices with low-dose-like
     noise (Gaussian, SD 40 HU, seeded) keeps its lung volume and lesion extent."""
     from LungLesionQuantLib.imageio import read_ct
-        from LungLesionQuantLib.quantify import measure_image
+    from LungLesionQuantLib.quantify import measure_image
     from conftest import SAMPLE_CT
 
     ct = read_ct(SAMPLE_CT).image
