@@ -135,8 +135,8 @@ def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
             warnings.append(f"8-bit slice: no aerated-lung and soft-tissue landmarks found; read under the {window.describe()}; "
                             "pass --window WIDTH/LEVEL if known")
         elif window.far_from_documented():
-            warnings.append(f"8-bit slice: {window.describe()}, far from the {DOCUMENTED_WINDOW.describe()}; "
-                            "pass --window WIDTH/LEVEL if known")
+            warnings.append(f"8-bit slice: {window.describe()}; far from the documented window "
+                            f"{DOCUMENTED_WINDOW.width:.0f}/{DOCUMENTED_WINDOW.level:.0f} HU; pass --window WIDTH/LEVEL if known")
     hu = sitk.GetImageFromArray(window.to_hu(grey)[None])
     hu.SetSpacing((1.0, 1.0, 1.0))
     return LoadedCT(hu, str(path), "slice-image", f"8-bit slice read under the {window.describe()}, 1 mm pixels",
