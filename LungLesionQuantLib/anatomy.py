@@ -109,11 +109,18 @@ def in_chest(lung: np.ndarray, min_voxels: int = 0) -> np.ndarray:
 
 
 def regions_touching(mask: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """The 3D regions of ``mask`` that touch ``other`` (face neighbours, in 3D)."""
+    """The 3D regions of ``mask`` that touch ``other`` (face neighbours, in 3D). Contact is
+    looked for only around ``other`` first: usually there is none, and labelling all of
+    ``mask`` (the air around a patient) is the slow part."""
     if not mask.any() or not other.any():
         return np.zeros_like(mask)
+    zs, ys, xs = (np.flatnonzero(other.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1)))
+    box = tuple(slice(max(lo[0] - 1, 0), hi[-1] + 2) for lo, hi in ((zs, zs), (ys, ys), (xs, xs)))
+    near = np.zeros_like(mask)
+    near[box] = ndimage.binary_dilation(other[box]) & mask[box]
+    if not near.any():
+        return np.zeros_like(mask)
     labels, _sizes = components(mask)
-    near = ndimage.binary_dilation(other) & mask
     ids = np.unique(labels[near])
     return np.isin(labels, ids[ids > 0])
 

@@ -20,7 +20,10 @@ STAGES = {
     "lung": {
         "title": "Lung stage",
         "input": "1 channel: a whole axial slice.",
-        "output": "2 classes (background, lung); softmax; lung where p > 0.5 after resizing back.",
+        "output": ("2 classes (background, lung); softmax; lung where p > 0.5 after resizing back, then kept inside "
+                   "the body, in the chest and without the central airways (`LungLesionQuantLib.anatomy`): on unseen "
+                   "scans the network also marks air outside the body (blankets, table, a patient filling the field "
+                   "of view), which these rules remove."),
         "data": ("Whole axial slices in HU, and the same slices cropped to the box around the lungs of their "
                  "volume (the framing of published 2D slices): TCIA MIDRC-RICORD-1A 419639-000082 (COVID-19, "
                  "255 slices, CC BY-NC 4.0; 20 % of each batch), TCIA Lung-PET-CT-Dx A0001 (lung cancer, 64 slices, "
@@ -58,7 +61,9 @@ STAGES = {
                  "estimated by matching their histogram landmarks (aerated lung, soft tissue) to those of real HU CTs "
                  "(`preprocessing.GREY8_WINDOW_HU`); the Coronacases slices, exported under a much wider window, are "
                  "re-mapped per patient by the same landmarks (`preprocessing.CT_LANDMARKS_UNIT`). Both are "
-                 "estimates, hence the wide window/gamma jitter."),
+                 "estimates, hence the wide window/gamma jitter. At inference an 8-bit slice is read under the window "
+                 "its own landmarks give (`preprocessing.estimate_grey_window`: the documented window where the slice's "
+                 "soft tissue agrees with it, else the two landmarks mapped to -950 / -44 HU) or under `--window`."),
         "labels": "As published: GGO and Cons merged into one lesion label; infection masks as they are.",
         "limits": ("2D only; trained on 56 patients' slices; the 50 GGO/Cons slices have no patient ids, so "
                    "cross-validation is by slice (slices of one patient may fall in both train and test folds). "
