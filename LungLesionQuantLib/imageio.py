@@ -13,14 +13,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .input_checks import check_dicom_series, check_file, check_slice_image, validate_ct
 from .preprocessing import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-
-# Air is about -1000 HU; every chest CT in HU has voxels far below this.
-MIN_AIR_HU = -500.0
 
 
 @dataclass
@@ -59,7 +57,7 @@ def read_ct(path: str | os.PathLike, window: GreyWindow | None = None) -> Loaded
         loaded = _read_volume_file(path)
     else:
         raise InputError(f"{path}: unrecognised file type '{path.suffix}'; expected a DICOM folder, .nii/.nii.gz/.nrrd/.mha, .dcm or .png/.jpg")
-    check_hu(loaded.image, loaded.source)
+    validate_ct(loaded.image, loaded.source)
     return loaded
 
 
@@ -79,19 +77,25 @@ def _read_dicom_folder(folder: Path) -> LoadedCT:
         found = ", ".join(sorted({s[2] or "unknown" for s in series}))
         raise InputError(f"{folder}: found DICOM of modality {found}; expected CT")
     uid, names, _ = max(ct, key=lambda s: len(s[1]))
+    names, warnings = check_dicom_series(names, f"{folder}: DICOM series {uid}")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(names)
+    display = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # the checks above say what ITK would warn about
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"{folder}: DICOM series {uid} could not be read ({_first_line(exc)}); expected a readable CT series") from None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(display)
     note = f"DICOM series {uid} ({len(names)} slices)"
     if len(series) > 1:
         note += f", chosen as the CT series with most slices among {len(series)} series"
-    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(folder), "dicom", note, names)
+    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(folder), "dicom", note, names, warnings)
 
 
 def _read_volume_file(path: Path) -> LoadedCT:
+    check_file(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -113,6 +117,7 @@ def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
     """An 8-bit slice export, 1 mm pixels, read as HU under ``window``, else under the window
     estimated from the slice's own landmarks (:func:`preprocessing.estimate_grey_window`), else
     under the documented one (:data:`preprocessing.GREY8_WINDOW_HU`), with a warning."""
+    check_slice_image(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -149,17 +154,6 @@ def _check_scalar(image: sitk.Image, path: Path) -> None:
         raise InputError(f"{path}: found {components} components per voxel (colour or vector data); expected a single-channel CT in HU")
     if image.GetDimension() not in (2, 3):
         raise InputError(f"{path}: found a {image.GetDimension()}D image; expected a 3D CT volume")
-
-
-def check_hu(image: sitk.Image, source: str) -> None:
-    """Refuse an image that cannot be a CT in HU: a CT always holds air, far below -500 HU."""
-    array = sitk.GetArrayViewFromImage(image)
-    if array.size == 0:
-        raise InputError(f"{source}: the image is empty; expected a CT")
-    lo, hi = float(array.min()), float(array.max())
-    if lo > MIN_AIR_HU:
-        hint = " (8-bit greyscale data; pass it as a .png/.jpg slice instead)" if lo >= 0 and hi <= 255 else ""
-        raise InputError(f"{source}: found values {lo:g}..{hi:g}{hint}; expected a CT in HU with air near -1000")
 
 
 def _dicom_tag(filename: str, tag: str) -> str:

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from . import mrml
 from .cascade import Cascade, Progress, findings_of
-from .imageio import check_hu
+from .input_checks import validate_ct
 from .labels import SEGMENTS
 from .agreement import compare_folders, summarise, table2, write_study
 from .overlap import LABEL_GROUPS, compare
@@ -51,7 +51,7 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
     """Segment a CT volume node; returns (new segmentation node, new table node, Measured)."""
     name = volume_node.GetName()
     image = mrml.image_from_volume_node(volume_node)
-    check_hu(image, f"volume '{name}'")
+    validate_ct(image, f"volume '{name}'")
     label_image = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
     label_node = mrml.volume_node(scene, label_image, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
     seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"))
