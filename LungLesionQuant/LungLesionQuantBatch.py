@@ -37,9 +37,14 @@ def run(argv: list[str]) -> int:
               "(open the LungLesionQuant module once in Slicer and accept the install)", file=sys.stderr)
         return 2
     from LungLesionQuantLib.cli import main
+    from LungLesionQuantLib.errors import LungLesionQuantError
     from LungLesionQuantLib.pipeline import case_inputs
 
-    inputs = list(args.input) + [str(p) for folder in args.input_dir for p in case_inputs(folder)]
+    try:
+        inputs = list(args.input) + [str(p) for folder in args.input_dir for p in case_inputs(folder)]
+    except LungLesionQuantError as exc:
+        print(f"LungLesionQuantBatch: error: {exc}", file=sys.stderr)
+        return 2
     if not inputs:
         parser.error("no cases: give --input and/or --input-dir")
     flags = [flag for flag, on in (("--overwrite", args.overwrite), ("--report", args.report), ("--dicom-seg", args.dicom_seg)) if on]

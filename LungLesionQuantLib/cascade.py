@@ -77,9 +77,14 @@ class StageModel:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        meta = session.get_modelmeta().custom_metadata_map
-        return cls(meta.get("llq_stage", path.stem), session, int(meta["llq_input_size"]), json.loads(meta["llq_classes"]))
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            meta = session.get_modelmeta().custom_metadata_map
+            return cls(meta.get("llq_stage", path.stem), session, int(meta["llq_input_size"]), json.loads(meta["llq_classes"]))
+        except Exception as exc:  # onnxruntime raises its own kinds on a damaged or foreign file
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise LungLesionQuantError(f"model file {path} could not be loaded ({first}); expected an ONNX model "
+                                       "written by LungLesionQuant's training (with its llq_* metadata)") from None
 
     def probabilities(self, batch_input: np.ndarray, batch_size: int, progress: Progress | None = None,
                       flips: tuple[int, ...] = ()) -> np.ndarray:

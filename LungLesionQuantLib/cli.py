@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -9,12 +10,21 @@ import pandas as pd
 from tqdm import tqdm
 
 from .cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
-from .errors import LungLesionQuantError
+from .errors import InputError, LungLesionQuantError, OutputError
 from .pipeline import segment_batch
 from .preprocessing import GreyWindow
 
+INTERRUPTED = 130  # the shell's status for Ctrl-C
+
+
+def _output_folder(path: Path | None) -> None:
+    """Refuse an output path that is an existing file, before any work."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise OutputError(f"{path} is a file; expected an output folder (new or existing)")
+
 
 def _segment(args: argparse.Namespace) -> int:
+    _output_folder(args.output)
     cascade = _cascade(args)
     bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
     state = {"case": ""}
@@ -28,9 +38,10 @@ def _segment(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         bar.set_postfix_str(f"{state['case']}: {stage} {done}/{total} slices", refresh=False)
 
-    results, failures = segment_batch(args.inputs, args.output, cascade, args.overwrite, on_case, progress,
-                                      report=args.report, dicom_seg=args.dicom_seg, window=args.window)
-    bar.update(1)
+    batch = segment_batch(args.inputs, args.output, cascade, args.overwrite, on_case, progress,
+                          report=args.report, dicom_seg=args.dicom_seg, window=args.window)
+    results, failures = batch.results, batch.failures
+    bar.update(0 if batch.not_done else 1)
     bar.close()
     for r in results:
         m = r.measurements
@@ -42,15 +53,23 @@ def _segment(args: argparse.Namespace) -> int:
             print(f"        WARNING: {warning}")
     for f in failures:
         print(f"FAILED  {f.case}: {f.error}")
+    if batch.not_done:
+        print(f"INTERRUPTED: {len(batch.not_done)} case(s) not done: {', '.join(batch.not_done)}")
     print(f"{len(results) + len(failures)} cases: {len(results)} done, {len(failures)} failed"
+          + (f", {len(batch.not_done)} not done (interrupted)" if batch.not_done else "")
           + (f"; table {args.output / 'measurements.csv'}" if results else ""))
+    if batch.not_done:
+        return INTERRUPTED
     return 1 if failures else 0
 
 
 def _agreement(args: argparse.Namespace) -> int:
     from .agreement import compare_folders, write_study
 
+    _output_folder(args.output)
     result = compare_folders(args.reference, args.test)
+    if result.per_case.empty and result.failures:
+        raise InputError(f"every matched case failed ({len(result.failures)}), e.g. {result.failures[0]}")
     if result.per_case.empty:
         print(f"lunglesionquant: error: no case of {args.reference} is also in the test folders; expected matching case names", file=sys.stderr)
         return 2
@@ -67,6 +86,7 @@ def _agreement(args: argparse.Namespace) -> int:
 def _risk_fit(args: argparse.Namespace) -> int:
     from .risk import fit_study, load_cohort, write_study
 
+    _output_folder(args.output)
     frame, notes = load_cohort(args.cohort, args.id_column, args.outcome, args.covariates, args.extent_from, args.score)
     study = fit_study(frame, args.id_column, args.outcome, args.covariates, args.score, args.seed, notes)
     write_study(study, frame, args.output)
@@ -94,10 +114,16 @@ def _risk_fit(args: argparse.Namespace) -> int:
 def _risk_predict(args: argparse.Namespace) -> int:
     from .risk import EXTENT, FittedModel, parse_patient, predict_patient, read_extents
 
-    model = FittedModel.from_json(args.model.read_text())
+    model = FittedModel.load(args.model)
     values = parse_patient(args.patient)
     if args.measurements is not None:
-        values[EXTENT] = float(read_extents(args.measurements).iloc[0])
+        extents = read_extents(args.measurements)
+        if args.case is None and len(extents) != 1:
+            raise InputError(f"{args.measurements}: holds {len(extents)} cases ({', '.join(extents.index[:5])}...); "
+                             "expected one, or --case naming the patient's case")
+        if args.case is not None and args.case not in extents.index:
+            raise InputError(f"{args.measurements}: no case '{args.case}'; cases: {', '.join(extents.index[:10])}")
+        values[EXTENT] = float(extents[args.case] if args.case is not None else extents.iloc[0])
     result = predict_patient(model, values)
     print(f"Model {model.name}: probability of '{model.outcome}' {result['probability']:.3f} "
           f"(95 % CI {result['ci_low']:.3f}-{result['ci_high']:.3f})" + (" [SYNTHETIC model]" if model.synthetic else ""))
@@ -107,6 +133,7 @@ def _risk_predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_summary, summarise, write_evaluation
 
+    _output_folder(args.output)
     cascade = _cascade(args)
     bar = tqdm(unit="case", file=sys.stderr, dynamic_ncols=True, delay=0.5)  # silent if the folders are refused
 
@@ -216,16 +243,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", type=Path, required=True)
     predict.add_argument("--patient", nargs="*", default=[], metavar="NAME=VALUE", help="covariate values, e.g. AGE=63 SEX=M")
     predict.add_argument("--measurements", type=Path, default=None, help="the patient's measurements.csv (for the lesion extent)")
+    predict.add_argument("--case", default=None, help="the patient's case in --measurements when it holds several")
     predict.set_defaults(run=_risk_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; errors end as one line on stderr (exit 2), Ctrl-C as exit 130. An
+    unexpected error is one line too; ``LLQ_DEBUG=1`` shows its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except KeyboardInterrupt:
+        print("lunglesionquant: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except LungLesionQuantError as exc:
         print(f"lunglesionquant: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("LLQ_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0][:300]
+        print(f"lunglesionquant: error: unexpected {type(exc).__name__}: {first} (LLQ_DEBUG=1 shows where)", file=sys.stderr)
         return 2
 
 

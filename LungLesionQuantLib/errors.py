@@ -11,3 +11,7 @@ class InputError(LungLesionQuantError):
 
 class OutputExistsError(LungLesionQuantError):
     """Writing would replace a segmentation that may have been edited by a person."""
+
+
+class OutputError(LungLesionQuantError):
+    """Results cannot be written where asked (not writable, full, locked by another run, damaged on writing)."""

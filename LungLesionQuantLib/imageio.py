@@ -35,8 +35,9 @@ class LoadedCT:
 
 
 def case_name(path: str | os.PathLike) -> str:
-    """The case name used for output folders: the file or folder name without its suffix."""
-    name = Path(path).name
+    """The case name used for output folders: the file or folder name without its suffix
+    (of the path made absolute, so that 'scans/..' names the folder 'scans' is in)."""
+    name = Path(os.path.abspath(path)).name
     for suffix in VOLUME_SUFFIXES + SLICE_IMAGE_SUFFIXES + DICOM_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]

@@ -64,7 +64,7 @@ def check_file(path: Path) -> None:
             with gzip.open(path, "rb") as f:
                 _stream_bytes(f)
     except (EOFError, OSError, zlib.error, struct.error) as exc:
-        raise InputError(f"{path}: the file is damaged or cut short ({exc}); expected a complete image file") from None
+        raise InputError(f"{path}: could not be read to its end, the file is damaged or cut short ({exc}); expected a complete image file") from None
 
 
 def _check_nifti(path: Path) -> None:

@@ -19,9 +19,9 @@ import pandas as pd
 import SimpleITK as sitk
 
 from . import __version__, mrml
-from .atomic import atomic_path
+from .atomic import CaseStage, atomic_path
 from .cascade import Cascade, Progress, findings_of
-from .errors import LungLesionQuantError, OutputExistsError
+from .errors import InputError, LungLesionQuantError, OutputExistsError
 from .dicom_seg import write_dicom_seg
 from .exports import write_segmentation, write_table, write_volume
 from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
@@ -67,29 +67,31 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def protect_existing(out_dir: Path, overwrite: bool) -> list[str]:
-    """Refuse to replace earlier results unless asked; even then, keep any edited file as a backup.
-
-    A file counts as edited when its checksum differs from the one this tool recorded.
-    """
+def existing_results(out_dir: Path, overwrite: bool) -> dict[str, str] | None:
+    """Refuse a case folder that holds results unless ``overwrite``; then return the checksums
+    this tool recorded for them ({} for an empty folder; None where ``provenance.json`` cannot
+    be read, so that every earlier file counts as edited and is kept). Changes nothing."""
     present = [name for name in GUARDED_FILES if (out_dir / name).exists()]
     if not present:
-        return []
+        return {}
     if not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(present)}; expected an empty case folder (pass --overwrite to replace; edited files are kept as backups)")
-    recorded = {}
-    if (out_dir / PROVENANCE_FILE).exists():
-        recorded = json.loads((out_dir / PROVENANCE_FILE).read_text()).get("written", {})
-    notes = []
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for name in present:
-        path = out_dir / name
-        if recorded.get(name) != sha256(path):
-            stem, _, suffix = name.partition(".")
-            backup = out_dir / f"{stem}.edited-{stamp}.{suffix}"
-            path.rename(backup)
-            notes.append(f"{name} had been changed since it was written; kept as {backup.name}")
-    return notes
+    try:
+        return dict(json.loads((out_dir / PROVENANCE_FILE).read_text()).get("written", {}))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def edited_files(out_dir: Path, recorded: dict[str, str] | None) -> list[str]:
+    """Earlier results changed since this tool wrote them (all of them where nothing was recorded)."""
+    present = [name for name in GUARDED_FILES if (out_dir / name).exists()]
+    return [name for name in present if recorded is None or recorded.get(name) != sha256(out_dir / name)]
+
+
+def backup_name(name: str, stamp: str) -> str:
+    """``segmentation.edited-<stamp>.seg.nrrd`` for ``segmentation.seg.nrrd``."""
+    stem, _, suffix = name.partition(".")
+    return f"{stem}.edited-{stamp}.{suffix}"
 
 
 @dataclass
@@ -106,15 +108,20 @@ class CaseOutputs:
 
 
 def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: Path, source: str = "",
-               overwrite: bool = False, inference: dict | None = None, extra_provenance: dict | None = None) -> CaseResult:
+               overwrite: bool = False, inference: dict | None = None, extra_provenance: dict | None = None,
+               stage: CaseStage | None = None) -> CaseResult:
     """Write the per-case layout for a CT and its labels; returns the measurements.
 
-    Adds ``report.pdf`` when asked, and ``segmentation.dcm`` (DICOM SEG) when the CT's
-    DICOM files are given.
+    Adds ``report.pdf`` when asked, and ``segmentation.dcm`` (DICOM SEG) when the CT's DICOM
+    files are given. All files are written and verified in ``stage`` (a :class:`CaseStage` of
+    ``out_dir``, opened here when not given) before any earlier result is replaced; edited
+    earlier files are kept as backups.
     """
+    if stage is None:
+        with CaseStage(out_dir) as own_stage:
+            return write_case(case, ct_image, outputs, out_dir, source, overwrite, inference, extra_provenance, own_stage)
     start = time.time()
-    extra_provenance = extra_provenance or {}
-    notes = protect_existing(out_dir, overwrite)
+    recorded = existing_results(out_dir, overwrite)
     row = {"case": case, **measure_image(outputs.label_image)}
     findings = findings_of(outputs.label_image)
     warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + lung_warnings(outputs.label_image)))
@@ -125,29 +132,36 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
         seg_node = mrml.segmentation_node(scene, mrml.volume_node(scene, outputs.label_image, f"{case}_labels", labelmap=True),
                                           ct_node, f"{case}_segmentation")
     label_node = mrml.volume_node(scene, outputs.label_image, f"{case}_labels_export", labelmap=True)
-    written = [write_volume(label_node, out_dir / LABELS_FILE), write_segmentation(seg_node, out_dir / SEGMENTATION_FILE)]
+    written = [write_volume(label_node, stage.path(LABELS_FILE)), write_segmentation(seg_node, stage.path(SEGMENTATION_FILE))]
     scene.RemoveNode(label_node)
     table = mrml.table_node(scene, [row], f"{case}_measurements")
-    written.append(write_table(table, out_dir / MEASUREMENTS_FILE))
+    written.append(write_table(table, stage.path(MEASUREMENTS_FILE)))
     scene.RemoveNode(table)
     ct_lps, label_lps = to_lps(ct_image), to_lps(outputs.label_image)
     hu, labels, spacing = sitk.GetArrayViewFromImage(ct_lps), sitk.GetArrayViewFromImage(label_lps), ct_lps.GetSpacing()
     title = f"{case}: lung {row['lung_volume_cm3']:.0f} cm³, lesion extent {row['lesion_extent_pct']:.1f} % (GGO {row['GGO_extent_pct']:.1f} %, Cons {row['Cons_extent_pct']:.1f} %)"
-    write_overlay(hu, labels, spacing, out_dir / OVERLAY_FILE, title)
-    written.append(out_dir / OVERLAY_FILE)
+    write_overlay(hu, labels, spacing, stage.path(OVERLAY_FILE), title)
+    written.append(stage.path(OVERLAY_FILE))
     if outputs.report:
-        written.append(write_report(hu, labels, spacing, row, out_dir / REPORT_FILE, title, warnings))
+        written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings))
     if outputs.dicom_files:
-        written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, out_dir / DICOM_SEG_FILE))
+        written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
+    edited = edited_files(out_dir, recorded)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    notes = [f"{name} had been changed since it was written (or its record could not be read); kept as {backup_name(name, stamp)}"
+             for name in edited]
     provenance = {
         "tool": "LungLesionQuant", "version": __version__, "input": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": (inference or {}).get("models", {}),
         "inference": (inference or {}).get("settings", {}),
-        "lung_rules_cm3": findings.get("lung_rules_cm3", {}), **extra_provenance,
+        "lung_rules_cm3": findings.get("lung_rules_cm3", {}), **(extra_provenance or {}),
         "notes": notes, "warnings": warnings, "written": {p.name: sha256(p) for p in written},
     }
-    with atomic_path(out_dir / PROVENANCE_FILE) as tmp:
+    with atomic_path(stage.path(PROVENANCE_FILE)) as tmp:
         tmp.write_text(json.dumps(provenance, indent=2))
+    for name in edited:  # only now, with every new file complete
+        (out_dir / name).rename(out_dir / backup_name(name, stamp))
+    stage.commit(last=(PROVENANCE_FILE,))
     return CaseResult(case, source, out_dir, row, notes, time.time() - start, warnings)
 
 
@@ -155,17 +169,19 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
                  progress: Progress | None = None, report: bool = False, dicom_seg: bool = False,
                  window: GreyWindow | None = None) -> CaseResult:
     """Read, segment, measure and write one case into ``out_root/<case>/`` (``window``: the HU
-    window of 8-bit slice input, when known)."""
+    window of 8-bit slice input, when known). The case folder is locked, checked writable and
+    checked for earlier results before the slow part."""
     start = time.time()
     case = case_name(path)
-    loaded = read_ct(path, window)
-    if not overwrite:  # fail before the slow part; write_case checks again just before writing
-        protect_existing(out_root / case, overwrite=False)
-    outputs = CaseOutputs(cascade.apply(loaded.image, progress), warnings=list(loaded.warnings), report=report,
-                          dicom_files=loaded.dicom_files if dicom_seg else [])
-    extra = {"window": {"width_hu": loaded.window.width, "level_hu": loaded.window.level, "source": loaded.window.source}} if loaded.window else {}
-    result = write_case(case, loaded.image, outputs, out_root / case, f"{loaded.source} ({loaded.note})", overwrite,
-                        cascade.provenance(), extra)
+    out_dir = out_root / case
+    with CaseStage(out_dir) as stage:
+        existing_results(out_dir, overwrite)
+        loaded = read_ct(path, window)
+        outputs = CaseOutputs(cascade.apply(loaded.image, progress), warnings=list(loaded.warnings), report=report,
+                              dicom_files=loaded.dicom_files if dicom_seg else [])
+        extra = {"window": {"width_hu": loaded.window.width, "level_hu": loaded.window.level, "source": loaded.window.source}} if loaded.window else {}
+        result = write_case(case, loaded.image, outputs, out_dir, f"{loaded.source} ({loaded.note})", overwrite,
+                            cascade.provenance(), extra, stage)
     result.notes.insert(0, loaded.note)
     result.seconds = time.time() - start
     return result
@@ -180,34 +196,63 @@ def write_cohort_table(out_root: Path) -> Path:
     return write_table(mrml.table_node(scene, rows, "measurements"), out_root / MEASUREMENTS_FILE)
 
 
+@dataclass
+class BatchResult:
+    """What a batch did: the cases done, those that failed (with why), and those a Ctrl-C left undone."""
+
+    results: list[CaseResult] = field(default_factory=list)
+    failures: list[CaseFailure] = field(default_factory=list)
+    not_done: list[str] = field(default_factory=list)
+
+
 def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, overwrite: bool = False,
                   on_case: Callable[[str], None] | None = None, progress: Progress | None = None,
-                  report: bool = False, dicom_seg: bool = False, window: GreyWindow | None = None) -> tuple[list[CaseResult], list[CaseFailure]]:
-    """Segment many inputs; a failing case is recorded and the others go on."""
-    results: list[CaseResult] = []
-    failures: list[CaseFailure] = []
+                  report: bool = False, dicom_seg: bool = False, window: GreyWindow | None = None) -> BatchResult:
+    """Segment many inputs; a failing case is recorded and the others go on. A Ctrl-C ends the
+    batch cleanly: the cases done are kept (and tabled), the interrupted one leaves nothing
+    behind, and the rest are listed as not done."""
+    batch = BatchResult()
     seen: dict[str, Path] = {}
-    for path in paths:
+    for index, path in enumerate(paths):
         case = case_name(path)
         if on_case:
             on_case(case)
         if case in seen:
-            failures.append(CaseFailure(case, str(path), f"case name '{case}' is also that of {seen[case]} in this run; expected distinct names"))
+            batch.failures.append(CaseFailure(case, str(path), f"case name '{case}' is also that of {seen[case]} in this run; expected distinct names"))
             continue
         seen[case] = path
         try:
-            results.append(segment_case(Path(path), out_root, cascade, overwrite, progress, report, dicom_seg, window))
+            check_case_name(case, path)
+            batch.results.append(segment_case(Path(path), out_root, cascade, overwrite, progress, report, dicom_seg, window))
+        except KeyboardInterrupt:
+            batch.not_done = [str(p) for p in paths[index:]]
+            break
         except LungLesionQuantError as exc:
-            failures.append(CaseFailure(case, str(path), str(exc)))
+            batch.failures.append(CaseFailure(case, str(path), str(exc)))
         except Exception as exc:  # a broken case must not stop the batch; the message names it
-            failures.append(CaseFailure(case, str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
-    if results:
+            batch.failures.append(CaseFailure(case, str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    if batch.results:
         write_cohort_table(out_root)
-    return results, failures
+    return batch
+
+
+# Room for the hidden temporary names built from a case name within a file name's 255 bytes.
+MAX_CASE_NAME_BYTES = 200
+
+
+def check_case_name(case: str, path: Path) -> None:
+    """A case name that names a folder inside OUT: not empty, not '.' or '..', no separators,
+    short enough for the temporary names built from it."""
+    if case in ("", ".", "..") or "/" in case or "\\" in case or "\0" in case:
+        raise InputError(f"{path}: gives the case name '{case}'; expected a file or folder name that can name a folder in OUT")
+    if len(case.encode()) > MAX_CASE_NAME_BYTES:
+        raise InputError(f"{path}: gives a case name of {len(case.encode())} bytes; expected at most {MAX_CASE_NAME_BYTES} (rename the input)")
 
 
 def case_inputs(folder: Path) -> list[Path]:
     """Each entry of a folder of cases: volume/slice files and subfolders (DICOM series), sorted."""
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: not a folder; expected a folder whose files and subfolders are cases")
     suffixes = VOLUME_SUFFIXES + SLICE_IMAGE_SUFFIXES + DICOM_SUFFIXES
     return sorted(p for p in Path(folder).iterdir()
                   if not p.name.startswith(".") and (p.is_dir() or p.name.lower().endswith(suffixes)))

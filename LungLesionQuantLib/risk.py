@@ -38,6 +38,8 @@ from .errors import InputError  # noqa: E402
 EXTENT = "lesion_extent_pct"
 AGE_BANDS = (("18-44", -math.inf, 44.0), ("45-64", 44.0, 64.0), (">64", 64.0, math.inf))
 MIN_EVENTS_PER_PARAMETER = 10
+# Fewer patients with (or without) the outcome leave a 70/30 split without both on each side.
+MIN_PER_OUTCOME = 5
 
 
 @dataclass
@@ -109,20 +111,67 @@ def read_extents(path: Path) -> pd.Series:
     csv = path / "measurements.csv" if path.is_dir() else path
     if not csv.exists():
         raise InputError(f"{path}: no measurements.csv; expected the output folder of 'lunglesionquant segment'")
-    table = pd.read_csv(csv, dtype={"case": str})
+    table = _read_csv(csv, {"case": str})
     if "case" not in table or EXTENT not in table:
         raise InputError(f"{csv}: found columns {list(table.columns)[:6]}...; expected 'case' and '{EXTENT}'")
-    return table.set_index("case")[EXTENT]
+    extents = pd.to_numeric(table.set_index("case")[EXTENT], errors="coerce")
+    outside = extents[(extents < 0) | (extents > 100) | np.isinf(extents)]
+    if not outside.empty:
+        raise InputError(f"{csv}: found lesion extents {outside.head(5).to_dict()}; expected 0-100 %")
+    return extents
+
+
+def _read_csv(path: Path, dtype: dict | None = None, **kwargs) -> pd.DataFrame:
+    """A CSV table, or a one-line error naming the file."""
+    try:
+        return pd.read_csv(path, dtype=dtype, **kwargs)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; expected a CSV table") from None
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: could not be read as a CSV table ({str(exc).splitlines()[0][:200]})") from None
+
+
+# Plausible values: a patient's age in years; a lesion extent in % of the lung.
+AGE_RANGE = (0.0, 120.0)
+EXTENT_RANGE = (0.0, 100.0)
+
+
+def check_values(name: str, values: pd.Series, where: str) -> pd.Series:
+    """A covariate column with its values checked: a column that is numbers but for a few
+    entries (e.g. '51y') is refused naming them; ages outside 0-120, extents outside 0-100 %
+    and infinite numbers are refused; returns the column, numeric where it is numbers."""
+    present = values.dropna()
+    if present.empty:
+        return values
+    numeric = pd.to_numeric(present, errors="coerce")
+    if not pd.api.types.is_numeric_dtype(present) and numeric.notna().mean() >= 0.5:
+        bad = present[numeric.isna()]
+        if not bad.empty:
+            raise InputError(f"{where}: column '{name}' holds numbers but also {bad.astype(str).unique()[:5].tolist()}; expected a number in every row")
+        values = pd.to_numeric(values, errors="coerce")
+        numeric = values.dropna()
+    if pd.api.types.is_numeric_dtype(numeric) and numeric.notna().all():
+        limits = AGE_RANGE if name.strip().lower() == "age" else EXTENT_RANGE if name == EXTENT else (-np.inf, np.inf)
+        bad = numeric[~np.isfinite(numeric) | (numeric < limits[0]) | (numeric > limits[1])]
+        if not bad.empty:
+            raise InputError(f"{where}: column '{name}' holds {bad.unique()[:5].tolist()}; expected finite values"
+                             + (f" within {limits[0]:g}-{limits[1]:g}" if np.isfinite(limits[1]) else ""))
+    return values
 
 
 def load_cohort(cohort_csv: Path, id_column: str, outcome: str, covariates: list[str],
                 extent_from: Path | None = None, score: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The analysis table: id, outcome, covariates, and the score / extent when given."""
-    table = pd.read_csv(cohort_csv, dtype={id_column: str}, na_values=["NULL", "NA", ""])
+    table = _read_csv(cohort_csv, {id_column: str}, na_values=["NULL", "NA", ""])
     wanted = [id_column, outcome] + list(covariates) + ([score] if score else [])
     absent = [c for c in wanted if c not in table.columns]
     if absent:
         raise InputError(f"{cohort_csv}: no column(s) {absent}; available: {list(table.columns)}")
+    duplicated = table.loc[table[id_column].duplicated(keep=False), id_column].dropna().unique().tolist()
+    if duplicated:
+        raise InputError(f"{cohort_csv}: id(s) {duplicated[:10]} of '{id_column}' appear more than once; expected one row per patient")
+    for column in list(covariates) + ([score] if score else []):
+        table[column] = check_values(column, table[column], str(cohort_csv))
     values = set(table[outcome].dropna().unique().tolist())
     if not values <= {0, 1, True, False} or len(values) < 2:
         raise InputError(f"outcome '{outcome}': found values {sorted(map(str, values))[:8]}; expected binary 0/1 with both present")
@@ -191,6 +240,17 @@ class FittedModel:
         data["codings"] = [Coding(**c) for c in data["codings"]]
         return cls(**data)
 
+    @classmethod
+    def load(cls, path: Path) -> "FittedModel":
+        """A model file written by ``risk fit``, or a one-line error saying what is wrong with it."""
+        try:
+            return cls.from_json(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file; expected a model.json written by 'lunglesionquant risk fit'") from None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InputError(f"{path}: not a model written by 'lunglesionquant risk fit' ({type(exc).__name__}); "
+                             "expected its model.json") from None
+
 
 def _fit_logit(y: pd.Series, x: pd.DataFrame, label: str):
     with warnings.catch_warnings():
@@ -258,6 +318,9 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
               seed: int = 0, notes: list[str] | None = None, synthetic: bool = False) -> RiskStudy:
     """Fit models A (and B, C when a score / the extent is present) and evaluate them."""
     y = frame[outcome].to_numpy(int)
+    if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_OUTCOME:
+        raise InputError(f"outcome '{outcome}': found {int(y.sum())} patients with it and {int(len(y) - y.sum())} without; "
+                         f"expected at least {MIN_PER_OUTCOME} of each to fit and validate a model")
     train_idx, valid_idx = train_test_split(np.arange(len(frame)), test_size=0.3, stratify=y, random_state=seed)
     train, valid = frame.iloc[train_idx], frame.iloc[valid_idx]
     if train[outcome].nunique() < 2 or valid[outcome].nunique() < 2:
@@ -404,4 +467,12 @@ def predict_patient(model: FittedModel, values: dict) -> dict:
     absent = [n for n in needed if n not in values]
     if absent:
         raise InputError(f"the patient lacks {absent}; the model needs {needed}")
+    for coding in model.codings:
+        value = values[coding.name]
+        if coding.kind in ("binary", "continuous", "age_bands"):
+            if not isinstance(value, float) or not np.isfinite(value):
+                raise InputError(f"patient value {coding.name}={value}: expected a finite number")
+            check_values(coding.name, pd.Series([value]), "the patient")
+            if coding.kind == "binary" and value not in (0.0, 1.0):
+                raise InputError(f"patient value {coding.name}={value:g}: expected 0 or 1")
     return model.predict(pd.DataFrame([{n: values[n] for n in needed}])).iloc[0].to_dict()
