@@ -36,6 +36,8 @@ def verify_file(path: Path, final: Path | None = None) -> None:
     of ``final``, default ``path``): not empty; compressed streams, NIfTI and NRRD data read to
     the end; PNG, JSON, CSV and PDF read back."""
     final = final or path
+    if final.parent.name.startswith(STAGING_PREFIX):  # name the file where it is going
+        final = final.parent.parent / final.name
     name = final.name.lower()
     try:
         if path.stat().st_size == 0:
@@ -63,7 +65,7 @@ def verify_file(path: Path, final: Path | None = None) -> None:
     except OutputError:
         raise
     except (LungLesionQuantError, OSError, ValueError, EOFError, gzip.BadGzipFile) as exc:
-        raise OutputError(f"writing {final} produced a damaged file ({str(exc).splitlines()[0][:200]}); "
+        raise OutputError(f"writing {final} produced a damaged file ({type(exc).__name__}); "
                           "is the disk full or a file-size limit set?") from None
 
 
