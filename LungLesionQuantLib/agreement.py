@@ -13,19 +13,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pingouin
+from scipy import stats
+from statsmodels.graphics.agreement import mean_diff_plot
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pingouin  # noqa: E402
-from scipy import stats  # noqa: E402
-from statsmodels.graphics.agreement import mean_diff_plot  # noqa: E402
-
-from .atomic import atomic_path  # noqa: E402
-from .labelmaps import case_files, read_label_image  # noqa: E402
-from .overlap import EMPTY_RULE, LABEL_GROUPS, compare  # noqa: E402
+from .atomic import atomic_path
+from .figures import new_figure
+from .labelmaps import case_files, read_label_image
+from .overlap import EMPTY_RULE, LABEL_GROUPS, compare
 
 MEASURES = [f"{label}_{kind}" for kind in ("volume_cm3", "extent_pct") for label in ("GGO", "Cons", "lesion")]
 
@@ -146,7 +143,8 @@ def bland_altman(reference: np.ndarray, test: np.ndarray, path: Path, title: str
     keep = ~(np.isnan(reference) | np.isnan(test))
     if keep.sum() < 2:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = new_figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     mean_diff_plot(test[keep], reference[keep], ax=ax)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("mean of test and reference")
@@ -154,7 +152,6 @@ def bland_altman(reference: np.ndarray, test: np.ndarray, path: Path, title: str
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
     return path
 
 

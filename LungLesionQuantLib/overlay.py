@@ -3,16 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from .atomic import atomic_path  # noqa: E402
-from .labels import SEGMENTS  # noqa: E402
-from .preprocessing import hu_to_unit  # noqa: E402
+from .atomic import atomic_path
+from .figures import new_figure
+from .labels import SEGMENTS
+from .preprocessing import hu_to_unit
 
 ALPHA = 0.45
 
@@ -49,7 +46,8 @@ def write_overlay(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, 
     cols = min(4, len(slices))
     nrows = int(np.ceil(len(slices) / cols))
     aspect = spacing_xyz[1] / spacing_xyz[0]
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows * min(2.0, aspect * hu.shape[1] / hu.shape[2]) + 0.6), squeeze=False)
+    fig = new_figure(figsize=(3.2 * cols, 3.2 * nrows * min(2.0, aspect * hu.shape[1] / hu.shape[2]) + 0.6))
+    axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, z in zip(axes.ravel(), slices):
@@ -61,4 +59,3 @@ def write_overlay(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, 
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)

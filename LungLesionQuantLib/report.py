@@ -4,16 +4,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from .atomic import atomic_path  # noqa: E402
-from .labels import SEGMENTS  # noqa: E402
-from .overlay import pick_slices, render_rgb  # noqa: E402
+from .atomic import atomic_path
+from .figures import new_figure
+from .labels import SEGMENTS
+from .overlay import pick_slices, render_rgb
 
 _ROWS = (("Lung", "lung_volume_cm3", None), ("Normal lung (LungN)", "LungN_volume_cm3", None),
          ("Ground glass (GGO)", "GGO_volume_cm3", "GGO_extent_pct"), ("Consolidation (Cons)", "Cons_volume_cm3", "Cons_extent_pct"),
@@ -39,7 +36,7 @@ def table_cells(row: dict) -> list[list[str]]:
 def write_report(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float], row: dict,
                  path: Path, title: str, warnings: list[str] | None = None) -> Path:
     """One A4 page: title, 8 overlay slices, the table, any warnings, and how to read it."""
-    fig = plt.figure(figsize=(8.27, 11.69))
+    fig = new_figure(figsize=(8.27, 11.69))
     fig.suptitle(title, fontsize=12, y=0.98)
     slices = pick_slices(labels, 8)
     aspect = spacing_xyz[1] / spacing_xyz[0]
@@ -63,5 +60,4 @@ def write_report(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, f
     fig.text(0.05, 0.17, "\n".join(text), fontsize=8, va="top", wrap=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "pdf", dpi=120)
-    plt.close(fig)
     return path

@@ -20,20 +20,17 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import train_test_split
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import statsmodels.api as sm  # noqa: E402
-from scipy import stats  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning  # noqa: E402
-
-from .atomic import atomic_path  # noqa: E402
-from .errors import InputError  # noqa: E402
+from .atomic import atomic_path
+from .figures import new_figure
+from .errors import InputError
 
 EXTENT = "lesion_extent_pct"
 AGE_BANDS = (("18-44", -math.inf, 44.0), ("45-64", 44.0, 64.0), (">64", 64.0, math.inf))
@@ -404,7 +401,8 @@ def plot_roc(study: RiskStudy, frame: pd.DataFrame, path: Path) -> Path:
     """ROC curves on the validation split for each model, and the extent alone with its Youden point."""
     valid = study.predictions["split"] == "validation"
     y = study.predictions.loc[valid, "outcome"].to_numpy(int)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = new_figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     for name in study.models:
         fpr, tpr, _ = roc_curve(y, study.predictions.loc[valid, f"probability_{name}"])
         m = study.summary["models"][name]
@@ -424,7 +422,6 @@ def plot_roc(study: RiskStudy, frame: pd.DataFrame, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
     return path
 
 
