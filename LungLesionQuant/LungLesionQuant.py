@@ -49,10 +49,13 @@ class LungLesionQuant(ScriptedLoadableModule):
         self.parent.contributors = ["LungLesionQuant developers"]
         self.parent.helpText = SEGMENT_HELP
         self.parent.acknowledgementText = (
-            "Method after Bartoli A. et al., Value and prognostic impact of a deep learning segmentation model of "
-            "COVID-19 lung lesions on low-dose chest CT, Research in Diagnostic and Interventional Imaging 2022; "
-            "Voulodimos A. et al., Deep learning models for COVID-19 infected area segmentation in CT images, 2020; "
-            "Tang S. et al., Deep learning based opacity segmentation and prognosis of COVID-19, 2020. "
+            "Method after Bartoli A., Fournel J., et al., Value and prognostic impact of a deep learning segmentation "
+            "model of COVID-19 lung lesions on low-dose chest CT, Research in Diagnostic and Interventional Imaging "
+            "2022, doi:10.1016/j.redii.2022.100003; Voulodimos A., Protopapadakis E., Katsamenis I., Doulamis A., "
+            "Doulamis N., Deep learning models for COVID-19 infected area segmentation in CT images, 2020; "
+            "Tang H., Sun N., Li Y., Xia H., Deep learning segmentation model for automated detection of the opacity "
+            "regions in the chest X-rays of the Covid-19 positive patients and the application for disease severity, "
+            "medRxiv 2020.10.19.20215483. "
             "Models trained on public data from MedSeg/SIRM, Zenodo 3757476 (Ma et al.), TCIA MIDRC-RICORD-1A, "
             "TCIA Lung-PET-CT-Dx and TCIA COVID-19-NY-SBU; see the model cards.")
 

@@ -12,15 +12,14 @@ import slicerio
 
 from .errors import InputError
 from .imageio import VOLUME_SUFFIXES
-from .labels import SEGMENTS
+from .labels import SEGMENTS, find_segment
 
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 
 
-def _segment_value(segment: dict, spec) -> bool:
-    terminology = segment.get("terminology") or {}
-    code = terminology.get("type") or []
-    return (len(code) > 1 and code[1] == spec.type[1]) or segment.get("name", "").strip().lower() == spec.name.lower()
+def _type_code(segment: dict) -> str | None:
+    code = (segment.get("terminology") or {}).get("type") or []
+    return code[1] if len(code) > 1 and code[1] else None
 
 
 def read_seg_nrrd(path: Path) -> tuple[sitk.Image, list[str]]:
@@ -32,7 +31,8 @@ def read_seg_nrrd(path: Path) -> tuple[sitk.Image, list[str]]:
     labels = np.zeros(voxels.shape[:3], np.uint8)
     warnings = []
     for spec in SEGMENTS:
-        match = next((s for s in seg["segments"] if _segment_value(s, spec)), None)
+        index = find_segment(spec, [(i, _type_code(s), s.get("name", "")) for i, s in enumerate(seg["segments"])])
+        match = None if index is None else seg["segments"][index]
         if match is None:
             warnings.append(f"{path.name}: no segment {spec.name}: counted as empty")
             continue

@@ -42,3 +42,24 @@ SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec(GGO, "GGO", (0.20, 0.80, 0.20), _MORPH, ("DCM", "112120", "Ground glass opacity")),
     SegmentSpec(CONS, "Cons", (1.00, 0.90, 0.10), _MORPH, ("SCT", "95436008", "Lung consolidation")),
 )
+
+
+def terminology_type_code(entry: str) -> str | None:
+    """The type's code value in a Slicer terminology string (``context~category~type~...``,
+    each coded ``scheme^value^meaning``): only the type, never the anatomic region, which a
+    user may set to Lung on any segment."""
+    fields = entry.split("~")
+    if len(fields) < 3:
+        return None
+    parts = fields[2].split("^")
+    return parts[1] if len(parts) > 1 and parts[1] else None
+
+
+def find_segment(spec: SegmentSpec, segments: list[tuple[object, str | None, str]]):
+    """The key of ``spec``'s segment among (key, terminology type code, name) triples: the first
+    whose type code is the spec's, else the first named like it (a segment the user added keeps
+    Slicer's default terminology); None when there is none. Position is never used."""
+    by_code = next((key for key, code, _name in segments if code == spec.type[1]), None)
+    if by_code is not None:
+        return by_code
+    return next((key for key, _code, name in segments if name.strip().lower() == spec.name.lower()), None)

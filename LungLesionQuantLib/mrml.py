@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from .labels import SEGMENTS, SegmentSpec
+from .labels import SEGMENTS, SegmentSpec, find_segment, terminology_type_code
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -94,22 +94,13 @@ def find_segment_ids(seg_node) -> dict[str, str | None]:
     Position is never used: a user may reorder, add or delete segments in the Segment Editor.
     """
     segmentation = seg_node.GetSegmentation()
-    found: dict[str, str | None] = {spec.name: None for spec in SEGMENTS}
-    ids = list(segmentation.GetSegmentIDs())
-    for spec in SEGMENTS:
-        code = "^".join(spec.type)
-        for sid in ids:
-            tag = vtk.mutable("")
-            segment = segmentation.GetSegment(sid)
-            if segment.GetTag(segment.GetTerminologyEntryTagName(), tag) and code in str(tag):
-                found[spec.name] = sid
-                break
-        if found[spec.name] is None:
-            for sid in ids:
-                if segmentation.GetSegment(sid).GetName().strip().lower() == spec.name.lower():
-                    found[spec.name] = sid
-                    break
-    return found
+    segments = []
+    for sid in segmentation.GetSegmentIDs():
+        segment = segmentation.GetSegment(sid)
+        tag = vtk.mutable("")
+        code = terminology_type_code(str(tag)) if segment.GetTag(segment.GetTerminologyEntryTagName(), tag) else None
+        segments.append((sid, code, segment.GetName()))
+    return {spec.name: find_segment(spec, segments) for spec in SEGMENTS}
 
 
 def table_node(scene, rows: list[dict], name: str, node=None):

@@ -295,7 +295,7 @@ def test_one_line_errors(tmp_path, capsys):
                  ("risk", "fit", "--cohort", a_file, "--id-column", "a", "--outcome", "b", "--covariates", "c")):
         status, printed = run(capsys, *args, "-o", a_file)
         assert status == 2 and "is a file; expected an output folder" in printed
-    batch = subprocess.run([sys.executable, str(REPO / "LungLesionQuant" / "LungLesionQuantBatch.py"), "--",
+    batch = subprocess.run([sys.executable, str(REPO / "LungLesionQuantLib" / "batch.py"), "--",
                             "--input-dir", str(tmp_path / "absent"), "--output", str(tmp_path / "b")], capture_output=True, text=True)
     assert batch.returncode == 2 and "not a folder" in batch.stderr and "Traceback" not in batch.stderr
 

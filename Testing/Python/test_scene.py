@@ -181,3 +181,22 @@ def test_risk_panel_logic_fits_and_predicts_with_this_ct_extent(segmented, tmp_p
     result, model = predict_from_table(written["model.json"], ["AGE=70", "SEX=M"], table)
     direct = model.predict(pd.DataFrame([{"AGE": 70, "SEX": "M", "lesion_extent_pct": measured.row["lesion_extent_pct"]}])).iloc[0]
     assert result["probability"] == pytest.approx(direct["probability"])
+
+
+def test_segments_are_found_by_terminology_type_not_region(segmented, cascade):
+    """A user's segment whose anatomic *region* is Lung is not LungN; one named GGO with
+    Slicer's default terminology is GGO (issue 13)."""
+    scene, ct, _, _, _ = segmented
+    seg, _, _, _, _ = fresh_segmentation(scene, ct, cascade)
+    segmentation = seg.GetSegmentation()
+    ids = mrml.find_segment_ids(seg)
+    nodule = segmentation.AddEmptySegment("", "Nodule")
+    segmentation.GetSegment(nodule).SetTag(
+        segmentation.GetSegment(nodule).GetTerminologyEntryTagName(),
+        "Segmentation category and type - 3D Slicer General Anatomy list~SCT^85756007^Tissue~SCT^85756007^Tissue~^^~"
+        "Anatomic codes - DICOM master list~SCT^39607008^Lung~^^")
+    segmentation.RemoveSegment(ids["LungN"])
+    segmentation.GetSegment(ids["GGO"]).SetTag(segmentation.GetSegment(ids["GGO"]).GetTerminologyEntryTagName(),
+                                               "Segmentation category and type - 3D Slicer General Anatomy list~SCT^85756007^Tissue~SCT^85756007^Tissue~^^~^^~^^")
+    found = mrml.find_segment_ids(seg)
+    assert found["LungN"] is None and found["GGO"] == ids["GGO"] and found["Cons"] == ids["Cons"]

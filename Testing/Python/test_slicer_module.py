@@ -11,7 +11,7 @@ import pandas as pd
 from conftest import REPO, SAMPLE_CT
 
 MODULE = REPO / "LungLesionQuant" / "LungLesionQuant.py"
-BATCH = REPO / "LungLesionQuant" / "LungLesionQuantBatch.py"
+BATCH = REPO / "LungLesionQuantLib" / "batch.py"
 UI = REPO / "LungLesionQuant" / "Resources" / "UI" / "LungLesionQuant.ui"
 
 
@@ -37,7 +37,7 @@ def test_ui_parameter_bindings_match_the_parameter_node():
 
 def test_cmake_lists_name_files_that_exist():
     text = (REPO / "LungLesionQuant" / "CMakeLists.txt").read_text()
-    for name in ("LungLesionQuant.py", "LungLesionQuantBatch.py", "Resources/UI/LungLesionQuant.ui", "Resources/Icons/LungLesionQuant.png"):
+    for name in ("LungLesionQuant.py", "Resources/UI/LungLesionQuant.ui", "Resources/Icons/LungLesionQuant.png"):
         assert name.replace("LungLesionQuant", "${MODULE_NAME}") in text
         assert (REPO / "LungLesionQuant" / name).exists(), name
     assert "slicerMacroBuildScriptedModule" in text and "slicer_add_python_unittest" in text
@@ -56,3 +56,8 @@ def test_headless_batch_writes_the_cli_layout_and_reports_failures(tmp_path):
     for name in ("labels.nii.gz", "segmentation.seg.nrrd", "measurements.csv", "overlay.png"):
         assert (out / "sample" / name).exists()
     assert pd.read_csv(out / "measurements.csv")["case"].tolist() == ["sample"]
+
+
+def test_module_folder_holds_only_the_module():
+    """Slicer loads every .py of a module folder as a module (issue 13: the batch script moved to the core)."""
+    assert sorted(p.name for p in (REPO / "LungLesionQuant").glob("*.py")) == ["LungLesionQuant.py"]

@@ -1,8 +1,10 @@
 """Headless batch run inside Slicer (or any Python with the core installed):
 
-    Slicer --no-main-window --python-script LungLesionQuant/LungLesionQuantBatch.py -- \
+    Slicer --no-main-window --python-script LungLesionQuantLib/batch.py -- \
         --input CT1.nii.gz DICOM_FOLDER ... [--input-dir FOLDER_OF_CASES] --output OUT
+    python -m LungLesionQuantLib.batch --input ... --output OUT
 
+It lives in the core, not in the module folder, where Slicer would load it as a module.
 Writes exactly the per-case layout of ``lunglesionquant segment``, goes on past a broken
 case, and exits with status 0 (all done), 1 (some case failed) or 2 (usage or setup error).
 """
@@ -18,7 +20,7 @@ if REPO not in sys.path:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="LungLesionQuantBatch.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="LungLesionQuantLib.batch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="*", default=[], help="CT files or DICOM folders, one case each")
     parser.add_argument("--input-dir", action="append", default=[], help="a folder whose every file / subfolder is a case")
@@ -33,7 +35,7 @@ def run(argv: list[str]) -> int:
 
     missing = missing_requirements()
     if missing:
-        print(f"LungLesionQuantBatch: missing Python packages {', '.join(missing)}; expected them installed "
+        print(f"LungLesionQuantLib.batch: missing Python packages {', '.join(missing)}; expected them installed "
               "(open the LungLesionQuant module once in Slicer and accept the install)", file=sys.stderr)
         return 2
     from LungLesionQuantLib.cli import main
@@ -43,7 +45,7 @@ def run(argv: list[str]) -> int:
     try:
         inputs = list(args.input) + [str(p) for folder in args.input_dir for p in case_inputs(folder)]
     except LungLesionQuantError as exc:
-        print(f"LungLesionQuantBatch: error: {exc}", file=sys.stderr)
+        print(f"LungLesionQuantLib.batch: error: {exc}", file=sys.stderr)
         return 2
     if not inputs:
         parser.error("no cases: give --input and/or --input-dir")
