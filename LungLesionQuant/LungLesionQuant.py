@@ -6,6 +6,7 @@ and is tested outside Slicer with slicer-core.
 """
 import os
 import sys
+import tempfile
 
 import qt
 import slicer
@@ -153,7 +154,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
 
     def onSegment(self):
-        if not self.logic.ensureDependencies(interactive=True):
+        if not self.logic.ensureDependencies("segment", interactive=True):
             return
         p = self._parameterNode
         dialog = slicer.util.createProgressDialog(labelText="Segmenting lungs and lesions...", maximum=100)
@@ -186,11 +187,15 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showWarnings(measured.warnings)
 
     def onExport(self):
+        if not self.logic.ensureDependencies("export", interactive=True):
+            return
+        from LungLesionQuantLib.pipeline import GUARDED_FILES, safe_case_name
+
         p = self._parameterNode
         folder = self.ui.exportDirectoryButton.directory
-        case_dir = os.path.join(folder, p.inputVolume.GetName())
+        case_dir = os.path.join(folder, safe_case_name(p.inputVolume.GetName()))
         overwrite = False
-        if os.path.exists(os.path.join(case_dir, "segmentation.seg.nrrd")):
+        if any(os.path.exists(os.path.join(case_dir, name)) for name in GUARDED_FILES):
             if not slicer.util.confirmYesNoDisplay(f"{case_dir} already holds results. Replace them? "
                                                    "(Files changed since they were written are kept as backups.)"):
                 return
@@ -201,6 +206,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
     def onCompareNodes(self):
+        if not self.logic.ensureDependencies("segment", interactive=True):
+            return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Comparison failed.", waitCursor=True):
             table, row, warnings = self.logic.compareNodes(p.referenceSegmentation, p.testSegmentation, p.inputVolume, p.agreementTable)
@@ -208,6 +215,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.agreementStatusLabel.text = "\n".join(["Empty-in-both labels have no Dice (see status)."] + warnings)
 
     def onCompareFolders(self):
+        if not self.logic.ensureDependencies("agreement", interactive=True):
+            return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Cohort comparison failed.", waitCursor=True):
             table, written, result = self.logic.compareFolders(self.ui.referenceFolderButton.directory,
@@ -235,6 +244,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.covariatesListWidget.addItem(column)
 
     def onFitRisk(self):
+        if not self.logic.ensureDependencies("risk", interactive=True):
+            return
         p = self._parameterNode
         covariates = [item.text() for item in self.ui.covariatesListWidget.selectedItems()]
         score = self.ui.scoreComboBox.currentText if self.ui.scoreComboBox.currentIndex > 0 else None
@@ -254,9 +265,13 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtons()
 
     def onPredict(self):
+        if not self.logic.ensureDependencies("risk", interactive=True):
+            return
+        from LungLesionQuantLib.risk import split_patient_text
+
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Prediction failed.", waitCursor=True):
-            result, model = self.logic.predictPatient(self._riskModelPath, self.ui.patientValuesLineEdit.text.split(), p.table)
+            result, model = self.logic.predictPatient(self._riskModelPath, split_patient_text(self.ui.patientValuesLineEdit.text), p.table)
             self.ui.riskStatusLabel.text = (f"Model {model.name}: probability of '{model.outcome}' {result['probability']:.3f} "
                                             f"(95 % CI {result['ci_low']:.3f}-{result['ci_high']:.3f})")
 
@@ -271,19 +286,26 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return LungLesionQuantParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self, interactive=False):
-        """Install the pinned packages the core needs, only after the user agrees."""
-        from LungLesionQuantLib.dependencies import missing_requirements
+    def ensureDependencies(self, feature="segment", interactive=False):
+        """Install the packages ``feature`` needs (LungLesionQuant/requirements.txt), only after the
+        user agrees, holding Slicer's own packages at their installed versions."""
+        from LungLesionQuantLib.dependencies import bundled_constraints, missing_requirements
 
-        missing = missing_requirements()
+        missing = missing_requirements(feature)
         if not missing:
             return True
         if interactive and not slicer.util.confirmOkCancelDisplay(
-                "LungLesionQuant needs these Python packages, which will be installed now:\n" + "\n".join(missing)):
+                "LungLesionQuant needs these Python packages, which will be installed now "
+                "(Slicer's own packages are kept as they are):\n" + "\n".join(missing)):
             return False
         if not interactive:
-            raise RuntimeError(f"missing Python packages {', '.join(missing)}; install them with slicer.util.pip_install")
-        slicer.util.pip_install(missing)
+            raise RuntimeError(f"missing Python packages {', '.join(missing)}; open the LungLesionQuant module and accept the install")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
+            constraints.write("\n".join(bundled_constraints()) + "\n")
+        try:
+            slicer.util.pip_install(missing + ["-c", constraints.name])
+        finally:
+            os.unlink(constraints.name)
         return True
 
     def _cascade(self, device):
@@ -297,7 +319,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         """Segment ``inputVolume``: returns (new segmentation node, new table node, measured)."""
         from LungLesionQuantLib.scene import segment_volume_node
 
-        self.ensureDependencies(interactive=False)
+        self.ensureDependencies("segment")
         seg, table, measured = segment_volume_node(slicer.mrmlScene, inputVolume, self._cascade(device), progress)
         seg.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
         return seg, table, measured
@@ -308,6 +330,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         return measure_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, tableNode)
 
     def export(self, segmentationNode, referenceVolume, folder, overwrite=False):
+        self.ensureDependencies("export")
         from LungLesionQuantLib.scene import export_segmentation
 
         return export_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, folder,
@@ -320,7 +343,8 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
 
     def compareFolders(self, referenceFolder, testFolder, outputFolder, tableNode=None):
         """The cohort study of ``lunglesionquant agreement``; the Table-2 summary as a table node."""
-        from LungLesionQuantLib.scene import compare_folders_to_table
+        self.ensureDependencies("agreement")
+        from LungLesionQuantLib.study_panels import compare_folders_to_table
 
         return compare_folders_to_table(slicer.mrmlScene, referenceFolder, testFolder, outputFolder, tableNode)
 
@@ -331,14 +355,16 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         return list(pd.read_csv(path, nrows=1).columns)
 
     def fitRisk(self, cohortPath, idColumn, outcome, covariates, extentFolder, score, outputFolder, tableNode=None):
-        from LungLesionQuantLib.scene import fit_risk_to_table
+        self.ensureDependencies("risk")
+        from LungLesionQuantLib.study_panels import fit_risk_to_table
 
         return fit_risk_to_table(slicer.mrmlScene, cohortPath, idColumn, outcome, covariates, extentFolder, score,
                                  outputFolder, tableNode)
 
     def predictPatient(self, modelPath, patientItems, measurementsTable=None):
         """Apply model.json to typed values (``NAME=VALUE``) and, when shown, this CT's lesion extent."""
-        from LungLesionQuantLib.scene import predict_from_table
+        self.ensureDependencies("risk")
+        from LungLesionQuantLib.study_panels import predict_from_table
 
         return predict_from_table(modelPath, patientItems, measurementsTable)
 
@@ -367,7 +393,7 @@ class LungLesionQuantTest(ScriptedLoadableModuleTest):
         path = os.path.join(_REPO, "Resources", "Sample", "ricord_000082_sample.nii.gz")
         volume = slicer.util.loadVolume(path)
         logic = LungLesionQuantLogic()
-        logic.ensureDependencies(interactive=False)
+        logic.ensureDependencies("segment")
         seg, table, measured = logic.process(volume, device="cpu")
         names = [seg.GetSegmentation().GetNthSegment(i).GetName() for i in range(seg.GetSegmentation().GetNumberOfSegments())]
         self.assertEqual(names, ["LungN", "GGO", "Cons"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +23,6 @@ from . import __version__, mrml
 from .atomic import CaseStage, atomic_path
 from .cascade import Cascade, Progress, findings_of
 from .errors import InputError, LungLesionQuantError, OutputExistsError
-from .dicom_seg import write_dicom_seg
 from .exports import write_segmentation, write_table, write_volume
 from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
 from .plausibility import lung_warnings
@@ -145,6 +145,8 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     if outputs.report:
         written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings))
     if outputs.dicom_files:
+        from .dicom_seg import write_dicom_seg  # highdicom: needed only for DICOM SEG export
+
         written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
     edited = edited_files(out_dir, recorded)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -238,6 +240,13 @@ def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, overwrite
 
 # Room for the hidden temporary names built from a case name within a file name's 255 bytes.
 MAX_CASE_NAME_BYTES = 200
+
+
+def safe_case_name(name: str) -> str:
+    """A folder name for a Slicer volume's name (DICOM volumes are named like '3: CHEST 1.25mm/…'):
+    characters other than letters, digits, '.', '-', '_' and spaces become '_'."""
+    safe = re.sub(r"[^\w.\- ]", "_", name).strip(" .")
+    return safe[:MAX_CASE_NAME_BYTES] or "case"
 
 
 def check_case_name(case: str, path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -442,6 +443,15 @@ def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, P
         written[name] = out / name
     written["roc.png"] = plot_roc(study, frame, out / "roc.png")
     return written
+
+
+def split_patient_text(text: str) -> list[str]:
+    """Typed patient values as ``NAME=VALUE`` items: separated by commas or semicolons when the
+    text has any ("AGE=63, RACE=BLACK OR AFRICAN AMERICAN"), else by the space before each next
+    name ("AGE=63 SEX=M DIABETES TYPE II=1": names may hold spaces, values then may not)."""
+    if re.search(r"[,;]", text):
+        return [part.strip() for part in re.split(r"[,;]", text) if part.strip()]
+    return [f"{name.strip()}={value}" for name, value in re.findall(r"\s*([^=]+?)\s*=\s*(\S*)", text)]
 
 
 def parse_patient(items: list[str]) -> dict:

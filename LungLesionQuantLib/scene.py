@@ -11,8 +11,8 @@
 - :func:`export_segmentation` — the CLI's per-case layout from the node as it is, plus the
   report and, for a CT that came from DICOM, a DICOM SEG.
 - :func:`compare_segmentation_nodes` — observer agreement of two segmentation nodes.
-- :func:`fit_risk_to_table` / :func:`predict_from_table` — the risk panel: fit, odds-ratio table,
-  and this patient's predicted probability.
+The study panels (cohort agreement, risk) are in :mod:`study_panels`, so that segmenting needs
+none of the statistics packages.
 """
 from __future__ import annotations
 
@@ -29,13 +29,10 @@ from . import mrml
 from .cascade import Cascade, Progress, findings_of
 from .input_checks import validate_ct
 from .labels import SEGMENTS
-from .agreement import compare_folders, summarise, table2, write_study
 from .overlap import LABEL_GROUPS, compare
-from .pipeline import CaseOutputs, CaseResult, write_case
+from .pipeline import CaseOutputs, CaseResult, safe_case_name, write_case
 from .plausibility import lung_warnings
 from .quantify import measure_image
-from .risk import EXTENT, FittedModel, fit_study, load_cohort, parse_patient, predict_patient
-from .risk import write_study as write_risk_study
 
 
 @dataclass
@@ -117,7 +114,7 @@ def measure_segmentation(scene, seg_node, reference_node, table_node=None):
 def export_segmentation(scene, seg_node, reference_node, folder: Path, case: str | None = None,
                         dicom_files: list[str] | None = None, overwrite: bool = False) -> CaseResult:
     """Write ``folder/<case>/`` as the CLI does, from the node as edited, plus ``report.pdf`` and DICOM SEG."""
-    case = case or reference_node.GetName()
+    case = safe_case_name(case or reference_node.GetName())
     label_image, warnings = labels_from_segmentation(seg_node, reference_node)
     outputs = CaseOutputs(label_image, scene=scene, seg_node=seg_node, warnings=warnings, report=True,
                           dicom_files=list(dicom_files or []))
@@ -136,34 +133,3 @@ def compare_segmentation_nodes(scene, reference_seg, test_seg, reference_volume,
               "status": row[f"{label}_status"]} for label in LABEL_GROUPS]
     table_node = mrml.table_node(scene, lines, scene.GenerateUniqueName("agreement"), table_node)
     return table_node, row, [f"reference: {w}" for w in w1] + [f"test: {w}" for w in w2]
-
-
-def compare_folders_to_table(scene, reference: Path, test: Path, output: Path, table_node=None):
-    """The cohort study of ``lunglesionquant agreement`` (files in ``output``), its Table-2
-    summary as a table node. Returns (table, written files, CohortComparison)."""
-    result = compare_folders(Path(reference), [Path(test)])
-    written = write_study(result, Path(output))
-    rows = table2(summarise(result.per_case)).reset_index().to_dict("records") if len(result.per_case) else []
-    table_node = mrml.table_node(scene, rows, scene.GenerateUniqueName("agreement summary"), table_node)
-    return table_node, written, result
-
-
-def fit_risk_to_table(scene, cohort: Path, id_column: str, outcome: str, covariates: list[str],
-                      extent_from: Path | None, score: str | None, output: Path, table_node=None):
-    """``lunglesionquant risk fit`` (files in ``output``), its odds ratios as a table node.
-    Returns (table, written files, RiskStudy)."""
-    frame, notes = load_cohort(Path(cohort), id_column, outcome, covariates, Path(extent_from) if extent_from else None, score)
-    study = fit_study(frame, id_column, outcome, covariates, score, notes=notes)
-    written = write_risk_study(study, frame, Path(output))
-    table_node = mrml.table_node(scene, study.odds_ratios.to_dict("records"), scene.GenerateUniqueName("odds ratios"), table_node)
-    return table_node, written, study
-
-
-def predict_from_table(model_path: Path, items: list[str], measurements_table=None) -> tuple[dict, FittedModel]:
-    """A fitted model applied to typed ``NAME=VALUE`` items, the lesion extent taken from the
-    measurements table node when the model needs it and it was not typed."""
-    model = FittedModel.from_json(Path(model_path).read_text())
-    values = parse_patient(items)
-    if EXTENT in [c.name for c in model.codings] and EXTENT not in values and measurements_table is not None:
-        values[EXTENT] = float(slicer.util.dataframeFromTable(measurements_table)[EXTENT].iloc[0])
-    return predict_patient(model, values), model

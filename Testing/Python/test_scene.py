@@ -171,7 +171,7 @@ def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade
 
 
 def test_risk_panel_logic_fits_and_predicts_with_this_ct_extent(segmented, tmp_path):
-    from LungLesionQuantLib.scene import fit_risk_to_table, predict_from_table
+    from LungLesionQuantLib.study_panels import fit_risk_to_table, predict_from_table
     from test_risk import synthetic_cohort, write_synthetic
 
     scene, ct, seg, table, measured = segmented

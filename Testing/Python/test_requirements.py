@@ -1,0 +1,60 @@
+"""The Slicer requirements (issue 13): one list of floors that resolves with each supported
+Slicer's bundled packages held, and a feature map that names only listed packages."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from LungLesionQuantLib.dependencies import BUNDLED, FEATURES, requirements
+from LungLesionQuantLib.risk import split_patient_text
+from LungLesionQuantLib.pipeline import safe_case_name
+from conftest import REPO
+
+REQUIREMENTS = REPO / "LungLesionQuant" / "requirements.txt"
+CONSTRAINTS = sorted((REPO / "Testing" / "Slicer").glob("constraints-*.txt"))
+
+
+def test_one_list_of_floors_without_bundled_packages():
+    listed = requirements(REQUIREMENTS)
+    assert listed and not any("==" in spec for spec in listed.values())
+    assert not {name.lower() for name in listed} & {name.lower() for name in BUNDLED + ("slicer-core", "slicer")}
+    for feature, names in FEATURES.items():
+        assert set(names) <= set(listed), feature
+    assert "statsmodels" not in FEATURES["segment"] and "pingouin" not in FEATURES["segment"]
+
+
+def test_constraints_name_their_slicer_and_source():
+    assert [c.name for c in CONSTRAINTS] == ["constraints-5.10.0.txt", "constraints-5.12.3.txt"]
+    for path in CONSTRAINTS:
+        text = path.read_text()
+        assert "External_python-" in text and re.search(r"tag v5\.1[02]\.\d", text)
+
+
+@pytest.mark.parametrize("constraints", CONSTRAINTS, ids=lambda p: p.stem)
+def test_requirements_resolve_with_slicers_bundled_packages_held(constraints, tmp_path):
+    """pip's resolver, for Python 3.12 on manylinux x86_64, binaries only, bundled versions held."""
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+               "--target", str(tmp_path / "t"), "--python-version", "3.12", "--only-binary=:all:",
+               "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+               "-r", str(REQUIREMENTS), "-c", str(constraints), "--report", str(tmp_path / "report.json")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 and re.search(r"(Network is unreachable|Failed to establish|Temporary failure in name resolution)", done.stderr):
+        pytest.skip("the package index cannot be reached from here")
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads((tmp_path / "report.json").read_text())["install"]}
+    for line in constraints.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            assert installed.get(name.lower(), version) == version, f"{name} would be replaced"
+
+
+def test_patient_values_with_spaces_in_names():
+    assert split_patient_text("AGE=63 SEX=M DIABETES TYPE II=1") == ["AGE=63", "SEX=M", "DIABETES TYPE II=1"]
+    assert split_patient_text("AGE=63, RACE=BLACK OR AFRICAN AMERICAN") == ["AGE=63", "RACE=BLACK OR AFRICAN AMERICAN"]
+
+
+def test_volume_names_become_safe_folder_names():
+    assert safe_case_name("3: CHEST 1.25mm/axial") == "3_ CHEST 1.25mm_axial"
+    assert safe_case_name("..") == "case" and "/" not in safe_case_name("a/../b")
