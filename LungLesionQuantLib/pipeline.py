@@ -193,7 +193,7 @@ def write_cohort_table(out_root: Path) -> Path:
     """``OUT/measurements.csv``: one row for every case folder of OUT that has measurements."""
     frames = [pd.read_csv(p) for p in sorted(out_root.glob(f"*/{MEASUREMENTS_FILE}"))]
     rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
-    rows = [{"case": str(r["case"]), **{c: float(r[c]) for c in measurement_columns()}} for r in rows]
+    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in measurement_columns()}} for r in rows]
     scene = mrml.new_scene()
     return write_table(mrml.table_node(scene, rows, "measurements"), out_root / MEASUREMENTS_FILE)
 

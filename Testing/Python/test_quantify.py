@@ -31,3 +31,22 @@ def test_extents_of_an_empty_lung_are_undefined_not_zero():
     measured = measure_labels(np.zeros((3, 4, 5), np.uint8), (1.0, 1.0, 1.0))
     assert measured["lung_volume_cm3"] == 0.0
     assert math.isnan(measured["lesion_extent_pct"]) and math.isnan(measured["left_GGO_extent_pct"])
+
+
+def test_zones_partition_each_lung_exactly(phantom):
+    """Zones (issue 13): thirds by slice from apex to base, halves front to back; checked by
+    hand on the phantom (right lung: slices 2..17, rows 5..34; GGO on slices 4..7, rows 10..19)."""
+    image, expected = phantom
+    m = measure_image(image)
+    voxel = float(np.prod(image.GetSpacing())) / 1000.0
+    assert m["right_lower_GGO_volume_cm3"] == pytest.approx(300 * voxel)  # slices 4, 5, 6 of 2..6
+    assert m["right_middle_GGO_volume_cm3"] == pytest.approx(100 * voxel)  # slice 7 of 7..11
+    assert m["right_upper_GGO_volume_cm3"] == 0.0
+    assert m["right_upper_lung_volume_cm3"] == pytest.approx(6 * 30 * 22 * voxel)  # slices 12..17
+    assert m["right_ventral_GGO_volume_cm3"] == pytest.approx(400 * voxel) and m["right_dorsal_GGO_volume_cm3"] == 0.0
+    for side in ("right_", "left_"):
+        for measure in ("lung", "LungN", "GGO", "Cons", "lesion"):
+            whole = m[f"{side}{measure}_volume_cm3"]
+            assert sum(m[f"{side}{z}_{measure}_volume_cm3"] for z in ("upper", "middle", "lower")) == pytest.approx(whole, rel=1e-12)
+            assert sum(m[f"{side}{z}_{measure}_volume_cm3"] for z in ("ventral", "dorsal")) == pytest.approx(whole, rel=1e-12)
+    assert m["right_lower_GGO_extent_pct"] == pytest.approx(100 * 300 / (5 * 30 * 22))

@@ -69,3 +69,14 @@ def test_thick_noisy_slices_give_the_same_measurements(cascade):
     changed = measure_image(cascade.apply(degraded))
     assert changed["lung_volume_cm3"] == pytest.approx(original["lung_volume_cm3"], rel=0.05)
     assert changed["lesion_extent_pct"] == pytest.approx(original["lesion_extent_pct"], abs=2.5)
+
+
+def test_ricord_zones_add_up_to_each_lung(ricord_run):
+    """Zone columns (issue 13) partition each lung: sums equal the side's volume (6 significant digits)."""
+    row = pd.read_csv(ricord_run / "measurements.csv").iloc[0]
+    for side in ("right_", "left_"):
+        for measure in ("lung", "GGO", "Cons", "lesion"):
+            whole = row[f"{side}{measure}_volume_cm3"]
+            for family in (("upper", "middle", "lower"), ("ventral", "dorsal")):
+                assert sum(row[f"{side}{z}_{measure}_volume_cm3"] for z in family) == pytest.approx(whole, rel=1e-5, abs=1e-4)
+    assert row["right_lower_lung_volume_cm3"] > 0 and row["left_upper_lung_volume_cm3"] > 0
