@@ -5,6 +5,7 @@ science lives here. Everything the logic does to the scene is in ``LungLesionQua
 and is tested outside Slicer with slicer-core.
 """
 import os
+import pathlib
 import sys
 import tempfile
 
@@ -17,6 +18,8 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 from typing import Annotated
+
+_DEFAULT_FOLDER = pathlib.Path.home() / "Documents" / "LungLesionQuant"
 
 # In a source checkout (additional module path) the core sits beside this module's folder;
 # in an installed extension it sits beside this file.
@@ -59,6 +62,19 @@ class LungLesionQuant(ScriptedLoadableModule):
             "medRxiv 2020.10.19.20215483. "
             "Models trained on public data from MedSeg/SIRM, Zenodo 3757476 (Ma et al.), TCIA MIDRC-RICORD-1A, "
             "TCIA Lung-PET-CT-Dx and TCIA COVID-19-NY-SBU; see the model cards.")
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """The bundled sample CT in the Sample Data module (category LungLesionQuant), as the
+    scripted-module template registers its samples; it is a local file, so "downloading" copies it."""
+    import SampleData
+    from LungLesionQuantLib.resources import SAMPLE_CT
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="LungLesionQuant", sampleName="LungLesionQuantSampleCT",
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "LungLesionQuant.png"),
+        uris=SAMPLE_CT.as_uri(), fileNames=SAMPLE_CT.name, nodeNames="LungLesionQuantSampleCT", loadFileType="VolumeFile")
 
 
 @parameterNodeWrapper
@@ -71,6 +87,14 @@ class LungLesionQuantParameterNode:
     testSegmentation: vtkMRMLSegmentationNode
     agreementTable: vtkMRMLTableNode
     oddsRatioTable: vtkMRMLTableNode
+    # Output and study folders: parameters (saved with the scene), defaulting to a folder in the
+    # user's Documents rather than Slicer's working folder.
+    exportFolder: pathlib.Path = _DEFAULT_FOLDER / "cases"
+    referenceFolder: pathlib.Path = _DEFAULT_FOLDER
+    testFolder: pathlib.Path = _DEFAULT_FOLDER
+    agreementOutputFolder: pathlib.Path = _DEFAULT_FOLDER / "agreement"
+    extentFolder: pathlib.Path = _DEFAULT_FOLDER / "cases"
+    riskOutputFolder: pathlib.Path = _DEFAULT_FOLDER / "risk"
 
 
 class Cancelled(Exception):
@@ -78,10 +102,11 @@ class Cancelled(Exception):
 
 
 class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, logic=None):
+        """``logic``: the logic to drive (tests pass their own); a LungLesionQuantLogic by default."""
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
+        self.logic = logic
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._riskModelPath = None
@@ -92,7 +117,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LungLesionQuantLogic()
+        self.logic = self.logic or LungLesionQuantLogic()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
@@ -107,6 +132,12 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.removeObservers()
+
+    def onReload(self):
+        """Reload the core package too, so that edits to LungLesionQuantLib take effect."""
+        for name in [n for n in sys.modules if n == "LungLesionQuantLib" or n.startswith("LungLesionQuantLib.")]:
+            del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self):
         self.initializeParameterNode()
@@ -143,7 +174,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
         self.ui.updateButton.enabled = bool(p and p.inputVolume and p.segmentation)
-        self.ui.exportButton.enabled = bool(p and p.inputVolume and p.segmentation and self.ui.exportDirectoryButton.directory)
+        self.ui.exportButton.enabled = bool(p and p.inputVolume and p.segmentation and str(p.exportFolder))
         self.ui.tableView.setMRMLTableNode(p.table if p else None)
         self.ui.compareButton.enabled = bool(p and p.inputVolume and p.referenceSegmentation and p.testSegmentation)
         self.ui.agreementTableView.setMRMLTableNode(p.agreementTable if p else None)
@@ -176,7 +207,10 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             finally:
                 dialog.close()
             p.segmentation, p.table = seg, table
+            slicer.util.showStatusMessage("Building 3D surfaces of the segments...")
+            slicer.app.processEvents()
             seg.CreateClosedSurfaceRepresentation()
+            slicer.util.showStatusMessage("Segmentation done.", 3000)
             self._showWarnings(measured.warnings)
 
     def onUpdateMeasurements(self):
@@ -192,7 +226,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from LungLesionQuantLib.pipeline import GUARDED_FILES, safe_case_name
 
         p = self._parameterNode
-        folder = self.ui.exportDirectoryButton.directory
+        folder = str(p.exportFolder)
         case_dir = os.path.join(folder, safe_case_name(p.inputVolume.GetName()))
         overwrite = False
         if any(os.path.exists(os.path.join(case_dir, name)) for name in GUARDED_FILES):
@@ -201,6 +235,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             overwrite = True
         with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
+            os.makedirs(folder, exist_ok=True)
             result = self.logic.export(p.segmentation, p.inputVolume, folder, overwrite)
             slicer.util.showStatusMessage(f"Exported to {result.out_dir}", 5000)
 
@@ -219,15 +254,14 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Cohort comparison failed.", waitCursor=True):
-            table, written, result = self.logic.compareFolders(self.ui.referenceFolderButton.directory,
-                                                               self.ui.testFolderButton.directory,
-                                                               self.ui.agreementOutputButton.directory, p.agreementTable)
+            table, written, result = self.logic.compareFolders(str(p.referenceFolder), str(p.testFolder),
+                                                               str(p.agreementOutputFolder), p.agreementTable)
             p.agreementTable = table
             plot = next((str(path) for name, path in written.items() if name.endswith("lesion_extent_pct.png")), None)
             if plot:
                 self.ui.blandAltmanLabel.setPixmap(qt.QPixmap(plot).scaledToWidth(380))
             self.ui.agreementStatusLabel.text = (f"{len(result.per_case)} cases compared, {len(result.missing)} missing, "
-                                                 f"{len(result.failures)} failed; files in {self.ui.agreementOutputButton.directory}")
+                                                 f"{len(result.failures)} failed; files in {p.agreementOutputFolder}")
 
 
     def onCohortChanged(self, path):
@@ -249,13 +283,13 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         covariates = [item.text() for item in self.ui.covariatesListWidget.selectedItems()]
         score = self.ui.scoreComboBox.currentText if self.ui.scoreComboBox.currentIndex > 0 else None
-        extentFolder = self.ui.extentFolderButton.directory
+        extentFolder = str(p.extentFolder)
         useExtent = os.path.isfile(os.path.join(extentFolder, "measurements.csv"))
         with slicer.util.tryWithErrorDisplay("Fitting failed.", waitCursor=True):
             table, written, study = self.logic.fitRisk(self.ui.cohortPathLineEdit.currentPath, self.ui.idColumnComboBox.currentText,
                                                        self.ui.outcomeComboBox.currentText, covariates,
                                                        extentFolder if useExtent else None, score,
-                                                       self.ui.riskOutputButton.directory, p.oddsRatioTable)
+                                                       str(p.riskOutputFolder), p.oddsRatioTable)
             p.oddsRatioTable = table
             self._riskModelPath = str(written["model.json"])
             self.ui.rocLabel.setPixmap(qt.QPixmap(str(written["roc.png"])).scaledToWidth(380))
@@ -387,10 +421,25 @@ class LungLesionQuantTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_segment_and_update()
+        self.setUp()
+        self.test_core_suite()
+
+    def test_core_suite(self):
+        """The core's pytest suite inside Slicer's Python, where a source checkout has it and
+        pytest is installed (``LLQ_SELFTEST_PYTEST=1``: it takes minutes)."""
+        tests = os.path.join(_REPO, "Testing", "Python")
+        if not os.environ.get("LLQ_SELFTEST_PYTEST") or not os.path.isdir(tests):
+            self.delayDisplay("Core pytest suite skipped (set LLQ_SELFTEST_PYTEST=1 in a source checkout)")
+            return
+        import pytest
+
+        self.assertEqual(pytest.main(["-q", tests]), 0)
 
     def test_segment_and_update(self):
         self.delayDisplay("Loading the sample CT")
-        path = os.path.join(_REPO, "Resources", "Sample", "ricord_000082_sample.nii.gz")
+        from LungLesionQuantLib.resources import SAMPLE_CT
+
+        path = str(SAMPLE_CT)  # found by the core: right in a source checkout and in an installed extension
         volume = slicer.util.loadVolume(path)
         logic = LungLesionQuantLogic()
         logic.ensureDependencies("segment")

@@ -27,9 +27,10 @@ from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_
 from .errors import LungLesionQuantError
 from .imageio import to_lps
 from .labels import CONS, GGO, LUNG_NORMAL
+from .resources import MODEL_DIR
 from .preprocessing import bounding_fit, clip_to_window, fit_box, unfit_mask, unit_to_hu, whole_slice_fit, window_to_unit
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+DEFAULT_MODEL_DIR = MODEL_DIR
 STAGES = ("lung", "lesion", "type")
 # Test-time augmentation of the lesion and type stages (mirrorings averaged with the crop):
 # off by default — left-right mirroring gained 0.002 Dice in cross-validation for 1.6x the
@@ -132,7 +133,8 @@ class Cascade:
         """What produced a result, recorded with it: each model file's SHA-256 and the settings."""
         return {"models": {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.paths.items()},
                 "settings": {"test_time_flips": list(self.flips), "hu_prior_weight": self.hu_prior_weight,
-                             "cons_prior_hu": CONS_PRIOR_HU, "cons_prior_width_hu": CONS_PRIOR_WIDTH_HU}}
+                             "cons_prior_hu": CONS_PRIOR_HU, "cons_prior_width_hu": CONS_PRIOR_WIDTH_HU,
+                             "input_sizes": {name: model.size for name, model in self.models.items()}}}
 
     def apply(self, image: sitk.Image, progress: Progress | None = None) -> sitk.Image:
         """The front door: the 0/1/2/3 label image of a CT in HU, on exactly the CT's voxel grid.
@@ -184,12 +186,16 @@ class Cascade:
             probs = self.models["type"].probabilities(pair, self.batch_size, progress, self.flips)
             cons[z] = unfit_mask(self._consolidation(probs, crops[found, 0]), fit, order=0)
             lesion &= _envelope(lung_box, spacing_yx)
+        if progress:
+            progress("post-processing", 0, 1)
         lung_box = in_chest(fill_holes_in_plane(lung_box | lesion))
         lesion &= lung_box
         box = labels[region]
         box[lung_box] = LUNG_NORMAL
         box[lesion] = GGO
         box[lesion & cons] = CONS
+        if progress:
+            progress("post-processing", 1, 1)
         return labels
 
     def _consolidation(self, probs: np.ndarray, unit: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from .atomic import CaseStage, atomic_path
 from .cascade import Cascade, Progress, findings_of
 from .errors import InputError, LungLesionQuantError, OutputExistsError
 from .exports import write_segmentation, write_table, write_volume
+from .methods import methods_text
 from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
 from .plausibility import lung_warnings
 from .preprocessing import GreyWindow
@@ -143,7 +144,8 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     write_overlay(hu, labels, spacing, stage.path(OVERLAY_FILE), title)
     written.append(stage.path(OVERLAY_FILE))
     if outputs.report:
-        written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings))
+        methods = methods_text(inference) if inference else ""
+        written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings, methods))
     if outputs.dicom_files:
         from .dicom_seg import write_dicom_seg  # highdicom: needed only for DICOM SEG export
 
@@ -157,6 +159,7 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": (inference or {}).get("models", {}),
         "inference": (inference or {}).get("settings", {}),
         "lung_rules_cm3": findings.get("lung_rules_cm3", {}), **(extra_provenance or {}),
+        "methods": methods_text(inference) if inference else "",
         "notes": notes, "warnings": warnings, "written": {p.name: sha256(p) for p in written},
     }
     with atomic_path(stage.path(PROVENANCE_FILE)) as tmp:

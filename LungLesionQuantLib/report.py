@@ -34,8 +34,9 @@ def table_cells(row: dict) -> list[list[str]]:
 
 
 def write_report(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float], row: dict,
-                 path: Path, title: str, warnings: list[str] | None = None) -> Path:
-    """One A4 page: title, 8 overlay slices, the table, any warnings, and how to read it."""
+                 path: Path, title: str, warnings: list[str] | None = None, methods: str = "") -> Path:
+    """One A4 page: title, 8 overlay slices, the table, any warnings, how to read it, and the
+    methods paragraph (:func:`methods.methods_text`) when the result is the tool's own."""
     fig = new_figure(figsize=(8.27, 11.69))
     fig.suptitle(title, fontsize=12, y=0.98)
     slices = pick_slices(labels, 8)
@@ -58,6 +59,8 @@ def write_report(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, f
             "Sides are the patient's. Automatic segmentation: check and correct before clinical use."]
     text += [f"Warning: {w}" for w in (warnings or [])]
     fig.text(0.05, 0.17, "\n".join(text), fontsize=8, va="top", wrap=True)
+    if methods:
+        fig.text(0.05, 0.09, "Methods. " + methods, fontsize=6, va="top", wrap=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "pdf", dpi=120)
     return path

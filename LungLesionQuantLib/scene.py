@@ -45,16 +45,25 @@ class Measured:
 
 
 def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress | None = None):
-    """Segment a CT volume node; returns (new segmentation node, new table node, Measured)."""
+    """Segment a CT volume node; returns (new segmentation node, new table node, Measured).
+
+    ``progress(stage, done, total)`` hears of reading the volume, each network, the
+    post-processing and the node creation; raising in it cancels, leaving the scene as it was.
+    """
+    report = progress or (lambda stage, done, total: None)
     name = volume_node.GetName()
+    report("reading the volume", 0, 1)
     image = mrml.image_from_volume_node(volume_node)
     validate_ct(image, f"volume '{name}'")
+    report("reading the volume", 1, 1)
     label_image = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
+    report("creating the segmentation", 0, 1)
     label_node = mrml.volume_node(scene, label_image, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
     seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"))
     scene.RemoveNode(label_node)
     table, measured = measure_segmentation(scene, seg_node, volume_node)
     measured.warnings[:0] = findings_of(label_image).get("warnings", [])
+    report("creating the segmentation", 1, 1)
     return seg_node, table, measured
 
 

@@ -200,3 +200,25 @@ def test_segments_are_found_by_terminology_type_not_region(segmented, cascade):
                                                "Segmentation category and type - 3D Slicer General Anatomy list~SCT^85756007^Tissue~SCT^85756007^Tissue~^^~^^~^^")
     found = mrml.find_segment_ids(seg)
     assert found["LungN"] is None and found["GGO"] == ids["GGO"] and found["Cons"] == ids["Cons"]
+
+
+def test_progress_reports_every_stage_and_cancels_cleanly(cascade):
+    """The logic's progress (issue 13): reading, each network, post-processing, node creation;
+    raising in the callback cancels and leaves no new node in the scene."""
+    scene = mrml.new_scene()
+    ct = mrml.volume_node(scene, read_ct(SAMPLE_CT).image, "sample")
+    stages = []
+    segment_volume_node(scene, ct, cascade, lambda stage, done, total: stages.append(stage))
+    assert list(dict.fromkeys(stages)) == ["reading the volume", "lung", "lesion", "type", "post-processing", "creating the segmentation"]
+
+    class Stop(Exception):
+        pass
+
+    def cancel(stage, done, total):
+        if stage == "lesion":
+            raise Stop
+
+    before = scene.GetNumberOfNodes()
+    with pytest.raises(Stop):
+        segment_volume_node(scene, ct, cascade, cancel)
+    assert scene.GetNumberOfNodes() == before

@@ -84,3 +84,12 @@ def test_rerun_never_silently_replaces_an_edited_segmentation(sample_run, tmp_pa
     assert len(backups) == 1 and backups[0].read_bytes() == marker
     assert "kept as segmentation.edited-" in capsys.readouterr().out
     assert not list((out / CASE).glob("labels.edited-*")), "an untouched file needs no backup"
+
+
+def test_provenance_carries_the_methods_paragraph(sample_run):
+    """Issue 13: the methods paragraph names the version, input sizes and each model's checksum."""
+    provenance = json.loads((sample_run / CASE / "provenance.json").read_text())
+    methods = provenance["methods"]
+    assert "LungLesionQuant" in methods and "192 px" in methods and "Bartoli" in methods
+    for digest in provenance["models"].values():
+        assert digest[:16] in methods
