@@ -1,8 +1,8 @@
 """Does what was segmented look like a pair of lungs? Warnings, never a silent number.
 
 Checked on the final label image, so the same checks hold for the cascade's result and for a
-segmentation a person edited in Slicer. Only volumes (3 or more slices) are checked: a single
-slice has no lung volume.
+segmentation a person edited in Slicer. Volumes (3 or more slices) get every check; a single
+slice has no lung volume, so it is checked only for how much of it is lung.
 """
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import SimpleITK as sitk
 from .anatomy import MIN_REGION_FRACTION, MIN_VOLUME_SLICES, components, touches_edge
 
 LUNG_LITRES = (1.0, 10.0)
+# On a single slice less lung than this share is worth a look (published CT crops: 10-61 %;
+# chest radiographs read as CT slices: median 2 %).
+MIN_SLICE_LUNG_SHARE = 0.05
 
 
 def lung_warnings(label_image: sitk.Image) -> list[str]:
@@ -20,11 +23,15 @@ def lung_warnings(label_image: sitk.Image) -> list[str]:
     edge of the image (the field of view cuts through the lungs)."""
     label_image = sitk.DICOMOrient(label_image, "LPS")  # axial slices, so the in-plane edge is known
     labels = sitk.GetArrayViewFromImage(label_image)
-    if labels.ndim < 3 or labels.shape[0] < MIN_VOLUME_SLICES:
-        return []
     lung = labels > 0
     if not lung.any():
         return ["no lung was found; expected a chest CT covering the lungs"]
+    if labels.ndim < 3 or labels.shape[0] < MIN_VOLUME_SLICES:
+        share = float(lung.mean())
+        if share < MIN_SLICE_LUNG_SHARE:
+            return [f"lung covers only {100 * share:.1f} % of the slice: near the apex or the base that can be right, but if "
+                    "this is not an axial lung-window CT slice (e.g. a radiograph) the numbers mean nothing: check the overlay"]
+        return []
     warnings = []
     litres = float(lung.sum()) * float(np.prod(label_image.GetSpacing())) / 1e6
     low, high = LUNG_LITRES

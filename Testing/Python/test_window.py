@@ -76,3 +76,15 @@ def test_window_option_is_used_and_recorded(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["segment", str(tmp_path / "s.png"), "-o", str(tmp_path / "out2"), "--window", "wide"])
     assert exc.value.code == 2
+
+
+def test_radiographs_read_as_ct_slices_are_flagged_and_ct_slices_are_not(cascade):
+    """Issue 12: a chest radiograph passed as a CT slice is not yet refused (radiographs are issue
+    15's), but little lung on a slice draws a warning; the published CT slices draw none."""
+    from LungLesionQuantLib.plausibility import lung_warnings
+
+    radiographs = sorted(shared("cxr_covid_qu_ex").glob("*/images/*.png"))[::140][:20]
+    flagged = sum(bool(lung_warnings(cascade.apply(read_ct(p).image))) for p in radiographs)
+    assert flagged >= len(radiographs) // 2, f"{flagged} of {len(radiographs)} radiographs flagged"
+    ct_slices = sorted(shared("semiseg_train/images").glob("*.jpg"))[:10]
+    assert not any(lung_warnings(cascade.apply(read_ct(p).image)) for p in ct_slices)
