@@ -1,6 +1,7 @@
 """DICOM SEG export (highdicom) of a label map that lies on a DICOM CT series' voxel grid."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import highdicom as hd
@@ -21,16 +22,48 @@ def _code(triplet: tuple[str, str, str]) -> CodedConcept:
     return CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
 
 
+def cielab(rgb: tuple[float, float, float]) -> hd.color.CIELabColor:
+    """An sRGB colour (0-1) as DICOM's CIELab display colour (D65 white, the sRGB standard's
+    matrix). highdicom 0.22, the newest that runs with Slicer 5.10's pydicom 2.4, has no
+    ``CIELabColor.from_rgb``; this gives the same values within rounding."""
+    c = np.asarray([round(255 * v) / 255 for v in rgb], dtype=float)
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    srgb_to_xyz = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                            [0.0193339, 0.1191920, 0.9503041]])
+    xyz = srgb_to_xyz @ linear / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return hd.color.CIELabColor(116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2]))
+
+
 def segment_descriptions() -> list[hd.seg.SegmentDescription]:
+    """LungN, GGO and Cons with their codes and display colours (set as the DICOM attribute:
+    highdicom 0.22's SegmentDescription takes no colour argument)."""
     algorithm = hd.AlgorithmIdentificationSequence(name="LungLesionQuant", family=codes.cid7162.ArtificialIntelligence,
                                                    version=__version__)
-    return [hd.seg.SegmentDescription(segment_number=spec.value, segment_label=spec.name,
-                                      segmented_property_category=_code(spec.category),
-                                      segmented_property_type=_code(spec.type),
-                                      algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                                      algorithm_identification=algorithm,
-                                      display_color=hd.color.CIELabColor.from_rgb(*(int(round(255 * c)) for c in spec.color)))
-            for spec in SEGMENTS]
+    descriptions = []
+    for spec in SEGMENTS:
+        description = hd.seg.SegmentDescription(segment_number=spec.value, segment_label=spec.name,
+                                                segmented_property_category=_code(spec.category),
+                                                segmented_property_type=_code(spec.type),
+                                                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                                algorithm_identification=algorithm)
+        description.RecommendedDisplayCIELabValue = list(cielab(spec.color).value)
+        descriptions.append(description)
+    return descriptions
+
+
+# highdicom before 0.23 (the newest that installs beside Slicer 5.10's pydicom 2.4) fails with numpy 2.
+MIN_HIGHDICOM = (0, 23)
+
+
+def dicom_seg_unavailable() -> str:
+    """Why DICOM SEG cannot be written here ('' when it can)."""
+    found = tuple(int(part) for part in re.findall(r"\d+", hd.__version__)[:2])
+    if found < MIN_HIGHDICOM:
+        return (f"DICOM SEG needs highdicom >= {'.'.join(map(str, MIN_HIGHDICOM))} (with pydicom 3, as in Slicer 5.12); "
+                f"found highdicom {hd.__version__} with pydicom {pydicom.__version__}: segmentation.dcm was not written "
+                "(the .seg.nrrd holds the same segments)")
+    return ""
 
 
 def write_dicom_seg(label_image: sitk.Image, dicom_files: list[str], path: Path) -> Path:

@@ -143,13 +143,17 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     title = f"{case}: lung {row['lung_volume_cm3']:.0f} cm³, lesion extent {row['lesion_extent_pct']:.1f} % (GGO {row['GGO_extent_pct']:.1f} %, Cons {row['Cons_extent_pct']:.1f} %)"
     write_overlay(hu, labels, spacing, stage.path(OVERLAY_FILE), title)
     written.append(stage.path(OVERLAY_FILE))
+    if outputs.dicom_files:
+        from .dicom_seg import dicom_seg_unavailable, write_dicom_seg  # highdicom: only for DICOM SEG
+
+        unavailable = dicom_seg_unavailable()
+        if unavailable:
+            warnings.append(unavailable)
+        else:
+            written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
     if outputs.report:
         methods = methods_text(inference) if inference else ""
         written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings, methods))
-    if outputs.dicom_files:
-        from .dicom_seg import write_dicom_seg  # highdicom: needed only for DICOM SEG export
-
-        written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
     edited = edited_files(out_dir, recorded)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     notes = [f"{name} had been changed since it was written (or its record could not be read); kept as {backup_name(name, stamp)}"
