@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from .cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
 from .errors import InputError, LungLesionQuantError, OutputError
-from .pipeline import segment_batch
+from .cohort import write_cohort_report
+from .pipeline import BatchResult, CaseOptions, segment_batch
 from .preprocessing import GreyWindow
 
 INTERRUPTED = 130  # the shell's status for Ctrl-C
@@ -25,6 +26,41 @@ def _output_folder(path: Path | None) -> None:
 
 def _segment(args: argparse.Namespace) -> int:
     _output_folder(args.output)
+    options = CaseOptions(args.overwrite, args.report, args.dicom_seg, args.window, args.resume)
+    if args.workers or args.scheduler:
+        batch = _segment_on_dask(args, options)
+    else:
+        batch = _segment_serially(args, options)
+    results, failures = batch.results, batch.failures
+    for r in results:
+        m = r.measurements
+        print(f"ok      {r.case}: lung {m['lung_volume_cm3']:.0f} cm3, GGO {m['GGO_extent_pct']:.1f} %, "
+              f"Cons {m['Cons_extent_pct']:.1f} %, lesion {m['lesion_extent_pct']:.1f} % ({r.seconds:.1f} s) -> {r.out_dir}")
+        for note in r.notes[1:]:
+            print(f"        note: {note}")
+        for warning in r.warnings:
+            print(f"        WARNING: {warning}")
+    for case in batch.skipped:
+        print(f"skipped {case}: complete, same models and settings (--resume)")
+    for f in failures:
+        print(f"FAILED  {f.case}: {f.error}")
+    if batch.not_done:
+        print(f"INTERRUPTED: {len(batch.not_done)} case(s) not done: {', '.join(batch.not_done)}")
+    if results or batch.skipped or failures:
+        settings = {"inputs": len(args.inputs), "workers": args.workers, "scheduler": args.scheduler, "retries": args.retries,
+                    "resume": args.resume, "overwrite": args.overwrite, "tta": args.tta, "device": args.device,
+                    "window": args.window.describe() if args.window else None, "models": str(args.models)}
+        write_cohort_report(args.output, batch, settings)
+    print(f"{len(results) + len(failures) + len(batch.skipped)} cases: {len(results)} done, {len(failures)} failed"
+          + (f", {len(batch.skipped)} skipped as complete" if batch.skipped else "")
+          + (f", {len(batch.not_done)} not done (interrupted)" if batch.not_done else "")
+          + (f"; table {args.output / 'measurements.csv'}" if results or batch.skipped else ""))
+    if batch.not_done:
+        return INTERRUPTED
+    return 1 if failures else 0
+
+
+def _segment_serially(args: argparse.Namespace, options: CaseOptions) -> BatchResult:
     cascade = _cascade(args)
     bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
     state = {"case": ""}
@@ -38,29 +74,40 @@ def _segment(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         bar.set_postfix_str(f"{state['case']}: {stage} {done}/{total} slices", refresh=False)
 
-    batch = segment_batch(args.inputs, args.output, cascade, args.overwrite, on_case, progress,
-                          report=args.report, dicom_seg=args.dicom_seg, window=args.window)
-    results, failures = batch.results, batch.failures
+    batch = segment_batch(args.inputs, args.output, cascade, options, on_case, progress)
     bar.update(0 if batch.not_done else 1)
     bar.close()
-    for r in results:
-        m = r.measurements
-        print(f"ok      {r.case}: lung {m['lung_volume_cm3']:.0f} cm3, GGO {m['GGO_extent_pct']:.1f} %, "
-              f"Cons {m['Cons_extent_pct']:.1f} %, lesion {m['lesion_extent_pct']:.1f} % ({r.seconds:.1f} s) -> {r.out_dir}")
-        for note in r.notes[1:]:
-            print(f"        note: {note}")
-        for warning in r.warnings:
-            print(f"        WARNING: {warning}")
-    for f in failures:
-        print(f"FAILED  {f.case}: {f.error}")
-    if batch.not_done:
-        print(f"INTERRUPTED: {len(batch.not_done)} case(s) not done: {', '.join(batch.not_done)}")
-    print(f"{len(results) + len(failures)} cases: {len(results)} done, {len(failures)} failed"
-          + (f", {len(batch.not_done)} not done (interrupted)" if batch.not_done else "")
-          + (f"; table {args.output / 'measurements.csv'}" if results else ""))
-    if batch.not_done:
-        return INTERRUPTED
-    return 1 if failures else 0
+    return batch
+
+
+def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchResult:
+    """The cases as Dask tasks: on a new local cluster (``--workers``) or a running one (``--scheduler``)."""
+    from .cohort import CascadeSpec, local_client, segment_cohort, threads_per_worker
+
+    try:
+        from distributed import Client
+    except ImportError:
+        raise LungLesionQuantError("--workers/--scheduler need Dask's distributed package; install it (pip install 'dask[distributed]')") from None
+    if args.scheduler:
+        try:
+            client = Client(args.scheduler, timeout="20s")
+        except OSError as exc:
+            raise LungLesionQuantError(f"could not reach the Dask scheduler {args.scheduler} ({exc}); expected a running scheduler's address") from None
+        threads = args.threads
+    else:
+        client = local_client(args.workers)
+        threads = args.threads or threads_per_worker(args.workers)
+    spec = CascadeSpec(str(args.models), args.device, threads, LEFT_RIGHT if args.tta else ())
+    print(f"Dask: {len(client.scheduler_info().get('workers', {}))} workers; dashboard {client.dashboard_link}", file=sys.stderr)
+    bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
+    try:
+        return segment_cohort(args.inputs, args.output, spec, options, client, args.retries, lambda case: bar.update(1))
+    finally:
+        bar.close()
+        cluster = None if args.scheduler else client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _agreement(args: argparse.Namespace) -> int:
@@ -164,6 +211,16 @@ def _cascade(args: argparse.Namespace) -> Cascade:
     return Cascade(args.models, device=args.device, threads=args.threads, flips=LEFT_RIGHT if args.tta else ())
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"found '{text}'; expected a whole number of 1 or more")
+    return value
+
+
 def _window(text: str) -> GreyWindow:
     """``--window WIDTH/LEVEL`` in HU, e.g. 1500/-600."""
     try:
@@ -200,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--overwrite", action="store_true", help="replace earlier results (files edited since are kept as backups)")
     seg.add_argument("--report", action="store_true", help="also write OUT/<case>/report.pdf (overlay montage and table)")
     seg.add_argument("--dicom-seg", action="store_true", help="also write OUT/<case>/segmentation.dcm (DICOM SEG) for DICOM input")
+    seg.add_argument("--resume", action="store_true",
+                     help="skip cases whose outputs are complete and were made by the same models and settings")
+    seg.add_argument("--workers", type=_positive, default=0, metavar="N",
+                     help="run the cases on a local Dask cluster of N worker processes (threads split between them)")
+    seg.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the cases on a running Dask cluster (e.g. tcp://host:8786; dask-jobqueue for SLURM, the Dask Helm chart for Kubernetes)")
+    seg.add_argument("--retries", type=int, default=2, metavar="N", help="with Dask: retry a case whose worker died, at most N times (default 2)")
     seg.set_defaults(run=_segment)
 
     agr = sub.add_parser("agreement", help="compare segmentations with a reference: Dice, distances, volumes, Table 2, Bland-Altman",

@@ -207,42 +207,108 @@ def write_cohort_table(out_root: Path) -> Path:
 
 @dataclass
 class BatchResult:
-    """What a batch did: the cases done, those that failed (with why), and those a Ctrl-C left undone."""
+    """What a batch did: the cases done, those that failed (with why), those skipped as complete
+    (``--resume``), and those a Ctrl-C left undone."""
 
     results: list[CaseResult] = field(default_factory=list)
     failures: list[CaseFailure] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
-def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, overwrite: bool = False,
-                  on_case: Callable[[str], None] | None = None, progress: Progress | None = None,
-                  report: bool = False, dicom_seg: bool = False, window: GreyWindow | None = None) -> BatchResult:
-    """Segment many inputs; a failing case is recorded and the others go on. A Ctrl-C ends the
-    batch cleanly: the cases done are kept (and tabled), the interrupted one leaves nothing
-    behind, and the rest are listed as not done."""
-    batch = BatchResult()
+@dataclass(frozen=True)
+class CaseOptions:
+    """How every case of a batch is run and written (small: it travels to Dask workers)."""
+
+    overwrite: bool = False
+    report: bool = False
+    dicom_seg: bool = False
+    window: GreyWindow | None = None
+    resume: bool = False
+
+
+def plan_cases(paths: list[Path]) -> tuple[list[tuple[str, Path]], list[CaseFailure]]:
+    """(case, path) for each input whose case name is usable and unique in the run; failures for the rest."""
+    planned: list[tuple[str, Path]] = []
+    failures: list[CaseFailure] = []
     seen: dict[str, Path] = {}
-    for index, path in enumerate(paths):
+    for path in paths:
         case = case_name(path)
+        try:
+            check_case_name(case, Path(path))
+            if case in seen:
+                raise InputError(f"case name '{case}' is also that of {seen[case]} in this run; expected distinct names")
+        except InputError as exc:
+            failures.append(CaseFailure(case, str(path), str(exc)))
+            continue
+        seen[case] = Path(path)
+        planned.append((case, Path(path)))
+    return planned, failures
+
+
+def run_case(case: str, path: Path, out_root: Path, cascade: Cascade, options: CaseOptions,
+             progress: Progress | None = None) -> CaseResult | CaseFailure | None:
+    """One case of a batch: its result, its failure (never raised), or None when ``options.resume``
+    finds it complete. A Ctrl-C is not caught."""
+    try:
+        overwrite = options.overwrite
+        if options.resume:
+            if is_complete(out_root / case, cascade.provenance(), options.window):
+                return None
+            overwrite = True  # an incomplete or outdated case is redone (edited files are still kept as backups)
+        return segment_case(Path(path), out_root, cascade, overwrite, progress, options.report, options.dicom_seg, options.window)
+    except LungLesionQuantError as exc:
+        return CaseFailure(case, str(path), str(exc))
+    except Exception as exc:  # a broken case must not stop the batch; the message names it
+        return CaseFailure(case, str(path), f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def collect(batch: BatchResult, case: str, outcome: CaseResult | CaseFailure | None) -> None:
+    """File a case's outcome in the batch."""
+    if outcome is None:
+        batch.skipped.append(case)
+    elif isinstance(outcome, CaseFailure):
+        batch.failures.append(outcome)
+    else:
+        batch.results.append(outcome)
+
+
+def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, options: CaseOptions = CaseOptions(),
+                  on_case: Callable[[str], None] | None = None, progress: Progress | None = None) -> BatchResult:
+    """Segment many inputs one after another; a failing case is recorded and the others go on.
+    A Ctrl-C ends the batch cleanly: the cases done are kept (and tabled), the interrupted one
+    leaves nothing behind, and the rest are listed as not done."""
+    planned, failures = plan_cases(paths)
+    batch = BatchResult(failures=failures)
+    for index, (case, path) in enumerate(planned):
         if on_case:
             on_case(case)
-        if case in seen:
-            batch.failures.append(CaseFailure(case, str(path), f"case name '{case}' is also that of {seen[case]} in this run; expected distinct names"))
-            continue
-        seen[case] = path
         try:
-            check_case_name(case, path)
-            batch.results.append(segment_case(Path(path), out_root, cascade, overwrite, progress, report, dicom_seg, window))
+            collect(batch, case, run_case(case, path, out_root, cascade, options, progress))
         except KeyboardInterrupt:
-            batch.not_done = [str(p) for p in paths[index:]]
+            batch.not_done = [str(p) for _c, p in planned[index:]]
             break
-        except LungLesionQuantError as exc:
-            batch.failures.append(CaseFailure(case, str(path), str(exc)))
-        except Exception as exc:  # a broken case must not stop the batch; the message names it
-            batch.failures.append(CaseFailure(case, str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
-    if batch.results:
+    if batch.results or batch.skipped:
         write_cohort_table(out_root)
     return batch
+
+
+def is_complete(out_dir: Path, inference: dict, window: GreyWindow | None = None) -> bool:
+    """Whether a case folder holds a complete result of these models and settings: every file
+    ``provenance.json`` lists is there with its checksum, the layout's files are all there, and
+    the models, inference settings and any given window are the same (for ``--resume``)."""
+    try:
+        provenance = json.loads((out_dir / PROVENANCE_FILE).read_text())
+        written = provenance["written"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    needed = {LABELS_FILE, SEGMENTATION_FILE, MEASUREMENTS_FILE, OVERLAY_FILE}
+    if not needed <= set(written) or any(not (out_dir / n).exists() or sha256(out_dir / n) != d for n, d in written.items()):
+        return False
+    same = json.dumps([provenance.get("models"), provenance.get("inference")], sort_keys=True) == \
+        json.dumps([inference.get("models"), inference.get("settings")], sort_keys=True)
+    given = {"width_hu": window.width, "level_hu": window.level, "source": window.source} if window else None
+    return same and (given is None or provenance.get("window") == given)
 
 
 # Room for the hidden temporary names built from a case name within a file name's 255 bytes.

@@ -1,0 +1,130 @@
+"""Cohorts on a Dask cluster, and the cohort report.
+
+One Dask task is one case — read, segment, write — with inputs and outputs on a path every
+worker sees; only paths, options and the small result travel through the scheduler. Each
+worker process loads the models once (:func:`worker_cascade`) and keeps them for all its
+cases. A worker that dies is replaced by Dask and its case retried (``retries``); a case that
+keeps killing workers is then reported like any broken case. The per-case writes are atomic and
+locked (:class:`atomic.CaseStage`), so a retried or interrupted case is never half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .cascade import DEFAULT_MODEL_DIR, Cascade
+from .figures import new_figure
+from .pipeline import (MEASUREMENTS_FILE, BatchResult, CaseFailure, CaseOptions, collect, plan_cases, run_case,
+                       write_cohort_table)
+
+REPORT_PNG = "cohort_report.png"
+REPORT_JSON = "cohort_report.json"
+
+
+@dataclass(frozen=True)
+class CascadeSpec:
+    """How to build the cascade on a worker (sent instead of the loaded models)."""
+
+    model_dir: str = str(DEFAULT_MODEL_DIR)
+    device: str = "auto"
+    threads: int | None = None
+    flips: tuple[int, ...] = ()
+
+    def build(self) -> Cascade:
+        return Cascade(self.model_dir, device=self.device, threads=self.threads, flips=self.flips)
+
+
+_CASCADES: dict[CascadeSpec, Cascade] = {}
+
+
+def worker_cascade(spec: CascadeSpec) -> Cascade:
+    """The cascade of this worker process, loaded on its first case and kept for the others."""
+    if spec not in _CASCADES:
+        _CASCADES[spec] = spec.build()
+    return _CASCADES[spec]
+
+
+def case_task(case: str, path: str, out_root: str, spec: CascadeSpec, options: CaseOptions):
+    """The Dask task of one case (runs on a worker)."""
+    return run_case(case, Path(path), Path(out_root), worker_cascade(spec), options)
+
+
+def threads_per_worker(workers: int) -> int:
+    """Inference threads per worker so that the workers together use the cores, no more."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def segment_cohort(paths: list[Path], out_root: Path, spec: CascadeSpec, options: CaseOptions, client,
+                   retries: int = 2, on_done: Callable[[str], None] | None = None,
+                   task: Callable = case_task) -> BatchResult:
+    """Segment the cases on a Dask ``client``; results come back as they finish. A Ctrl-C
+    cancels what has not finished (those cases are named as not done)."""
+    from distributed import as_completed
+
+    planned, failures = plan_cases(paths)
+    batch = BatchResult(failures=failures)
+    futures = {client.submit(task, case, str(path), str(out_root), spec, options, key=f"llq-case-{i}-{case}",
+                             retries=retries, pure=False): (case, path) for i, (case, path) in enumerate(planned)}
+    pending = dict(futures)
+    try:
+        for future in as_completed(futures):
+            case, path = pending.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the task itself died (e.g. KilledWorker after the retries)
+                outcome = CaseFailure(case, str(path), f"the worker died {retries + 1} times on this case "
+                                                       f"({type(exc).__name__}); expected a case a worker can finish")
+            collect(batch, case, outcome)
+            if on_done:
+                on_done(case)
+    except KeyboardInterrupt:
+        client.cancel(list(pending))
+        batch.not_done = [str(path) for _case, path in pending.values()]
+    if batch.results or batch.skipped:
+        write_cohort_table(out_root)
+    return batch
+
+
+def local_client(workers: int):
+    """A client of a new local Dask cluster of ``workers`` processes, one task at a time each
+    (the inference runs its own threads inside: :func:`threads_per_worker`)."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    return Client(cluster)
+
+
+def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> dict[str, Path]:
+    """``cohort_report.png`` (distributions of lesion extent and lung volume over the cohort
+    table) and ``cohort_report.json`` (counts, failed cases with their reasons, the settings)."""
+    table_path = out_root / MEASUREMENTS_FILE
+    table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=["lesion_extent_pct", "lung_volume_cm3"])
+    fig = new_figure(figsize=(9, 3.8))
+    for ax, column, label in zip(fig.subplots(1, 2), ("lesion_extent_pct", "lung_volume_cm3"),
+                                 ("lesion extent (% of lung)", "lung volume (cm³)")):
+        values = pd.to_numeric(table[column], errors="coerce").dropna().to_numpy() if column in table else np.array([])
+        if values.size:
+            ax.hist(values, bins=min(30, max(5, values.size)), color="#4c72b0")
+            ax.axvline(float(np.median(values)), color="k", lw=1, label=f"median {np.median(values):.1f}")
+            ax.legend(fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("cases")
+    fig.suptitle(f"{len(table)} cases in {out_root.name}; this run: {len(batch.results)} done, "
+                 f"{len(batch.skipped)} complete already, {len(batch.failures)} failed", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out_root / REPORT_PNG) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    report = {"cases_in_table": int(len(table)), "done": [r.case for r in batch.results], "skipped_complete": batch.skipped,
+              "failed": [asdict(f) for f in batch.failures], "not_done": batch.not_done, "settings": settings,
+              "python": sys.version.split()[0]}
+    with atomic_path(out_root / REPORT_JSON) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=str))
+    return {REPORT_PNG: out_root / REPORT_PNG, REPORT_JSON: out_root / REPORT_JSON}
