@@ -295,6 +295,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.rocLabel.setPixmap(qt.QPixmap(str(written["roc.png"])).scaledToWidth(380))
             lines = [f"Model {n}: C = {m['c_statistic']:.2f} [{m['c_statistic_ci'][0]:.2f}, {m['c_statistic_ci'][1]:.2f}]"
                      for n, m in study.summary["models"].items()]
+            lines += [f"{pair} (DeLong): difference {c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], p = {c['p']:.3g}"
+                      for pair, c in study.summary.get("c_statistic_comparisons", {}).items()]
             self.ui.riskStatusLabel.text = "\n".join(lines + study.summary["notes"])
             self._updateButtons()
 

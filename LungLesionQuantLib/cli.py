@@ -147,6 +147,9 @@ def _risk_fit(args: argparse.Namespace) -> int:
         if "lr_test_vs_A" in m:
             line += f"; LR test vs A: chi2 {m['lr_test_vs_A']['lr']:.2f}, df {m['lr_test_vs_A']['df']}, p {m['lr_test_vs_A']['p']:.3g}"
         print(line)
+    for pair, c in s.get("c_statistic_comparisons", {}).items():
+        print(f"C-statistic {pair} (DeLong, validation): {c['auc_first']:.3f} vs {c['auc_second']:.3f}, difference "
+              f"{c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], p {c['p']:.3g}")
     for key in ("youden_extent", "youden_score"):
         if key in s:
             c = s[key]

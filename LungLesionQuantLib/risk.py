@@ -31,6 +31,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 
 from .atomic import atomic_path
 from .figures import new_figure
+from .roc_compare import delong_paired
 from .errors import InputError
 
 EXTENT = "lesion_extent_pct"
@@ -363,6 +364,15 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
         if name in results:
             summary["models"][name]["lr_test_vs_A"] = lr_test(results["A"], results[name])
             summary["models"][name]["interactions"] = _interactions(train, outcome, specs[name], results[name])
+    y_valid = valid[outcome].to_numpy(int)
+    comparisons = {}
+    for first, second in (("A", "B"), ("A", "C"), ("B", "C")):
+        if first in models and second in models:
+            comparisons[f"{first} vs {second}"] = delong_paired(y_valid, predictions[f"probability_{first}"].to_numpy()[valid_idx],
+                                                                 predictions[f"probability_{second}"].to_numpy()[valid_idx])
+    summary["c_statistic_comparisons"] = comparisons
+    summary["c_statistic_comparison_method"] = ("validation split; difference (second − first) with 95 % CI and two-sided "
+                                                "p by DeLong's test for paired ROC curves (DeLong et al. 1988)")
     richest = "C" if "C" in models else "B" if "B" in models else "A"
     predictions["predicted_probability"] = predictions[f"probability_{richest}"]
     summary["richest_model"] = richest
