@@ -30,6 +30,7 @@ from sklearn.model_selection import train_test_split
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from .atomic import atomic_path
+from .calibration_curves import decision_curve, hosmer_lemeshow, plot_calibration, plot_decision_curve
 from .figures import new_figure
 from .roc_compare import delong_paired
 from .errors import InputError
@@ -359,6 +360,7 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
         summary["models"][name] = {"covariates": [c.name for c in codings], "c_statistic": auc, "c_statistic_ci": [lo, hi],
                                    "c_statistic_train": float(roc_auc_score(train[outcome], predictions[f"probability_{name}"].to_numpy()[train_idx])),
                                    "calibration_validation": calibration(valid[outcome].to_numpy(int), p_valid),
+                                   "hosmer_lemeshow_validation": hosmer_lemeshow(valid[outcome].to_numpy(int), p_valid),
                                    "events_per_parameter": float(epv)}
     for name in ("B", "C"):
         if name in results:
@@ -437,8 +439,13 @@ def plot_roc(study: RiskStudy, frame: pd.DataFrame, path: Path) -> Path:
 
 
 def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, Path]:
-    """model.json (the richest model), model_<X>.json, odds_ratios.csv, predictions.csv, summary.json, roc.png."""
+    """model.json (the richest model), model_<X>.json, odds_ratios.csv, predictions.csv, summary.json,
+    roc.png, and on the validation split calibration.png, decision_curve.csv and decision_curve.png."""
     out.mkdir(parents=True, exist_ok=True)
+    valid = study.predictions[study.predictions["split"] == "validation"]
+    y_valid = valid["outcome"].to_numpy(int)
+    probabilities = {name: valid[f"probability_{name}"].to_numpy() for name in study.models}
+    curve = decision_curve(y_valid, probabilities)
     files = {"model.json": study.models[study.summary["richest_model"]].to_json(),
              **{f"model_{n}.json": m.to_json() for n, m in study.models.items()},
              "summary.json": json.dumps(study.summary, indent=2)}
@@ -447,11 +454,14 @@ def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, P
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
         written[name] = out / name
-    for name, table in (("odds_ratios.csv", study.odds_ratios), ("predictions.csv", study.predictions)):
+    for name, table in (("odds_ratios.csv", study.odds_ratios), ("predictions.csv", study.predictions), ("decision_curve.csv", curve)):
         with atomic_path(out / name) as tmp:
             table.to_csv(tmp, index=False)
         written[name] = out / name
     written["roc.png"] = plot_roc(study, frame, out / "roc.png")
+    synthetic = " — SYNTHETIC COHORT" if study.summary["synthetic"] else ""
+    written["calibration.png"] = plot_calibration(y_valid, probabilities, out / "calibration.png", f"Calibration, validation split{synthetic}")
+    written["decision_curve.png"] = plot_decision_curve(curve, out / "decision_curve.png", f"Decision curve, validation split{synthetic}")
     return written
 
 

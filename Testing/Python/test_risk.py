@@ -199,3 +199,27 @@ def test_delong_comparison_agrees_with_a_paired_bootstrap():
     assert np.percentile(diffs, 97.5) == pytest.approx(reported["ci"][1], abs=0.015)
     same = delong_paired(y, a, a)
     assert same["difference"] == 0.0 and same["p"] == 1.0
+
+
+def test_hosmer_lemeshow_and_decision_curve_by_hand(tmp_path):
+    """Issue 17, items 4-5: Hosmer–Lemeshow tells true probabilities from halved ones; the net
+    benefit at one threshold is recomputed by hand; the files are written."""
+    from LungLesionQuantLib.calibration_curves import decision_curve, hosmer_lemeshow
+    from LungLesionQuantLib.risk import write_study
+
+    rng = np.random.default_rng(7)
+    p = rng.uniform(0.02, 0.9, 3000)
+    y = rng.binomial(1, p)
+    assert hosmer_lemeshow(y, p)["p"] > 0.001 and hosmer_lemeshow(y, p)["df"] == 8
+    assert hosmer_lemeshow(y, p / 2)["p"] < 1e-6
+    curve = decision_curve(y, {"X": p})
+    row = curve[curve["threshold"] == 0.3].iloc[0]
+    treated = p >= 0.3
+    by_hand = ((treated & (y == 1)).sum() - (treated & (y == 0)).sum() * 0.3 / 0.7) / len(y)
+    assert row["model_X"] == pytest.approx(by_hand) and row["treat_all"] == pytest.approx(y.mean() - (1 - y.mean()) * 0.3 / 0.7)
+    study = fit_study(synthetic_cohort(1500, seed=5), "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True)
+    assert "hosmer_lemeshow_validation" in study.summary["models"]["C"]
+    written = write_study(study, synthetic_cohort(1500, seed=5), tmp_path)
+    for name in ("calibration.png", "decision_curve.png", "decision_curve.csv"):
+        assert written[name].stat().st_size > 0
+    assert {"threshold", "treat_all", "treat_none", "model_A", "model_C"} <= set(pd.read_csv(written["decision_curve.csv"]).columns)
