@@ -20,7 +20,7 @@ from scipy import stats
 from statsmodels.graphics.agreement import mean_diff_plot
 
 from .atomic import atomic_path
-from .figures import new_figure
+from .figures import new_figure, save_png
 from .labelmaps import case_files, read_label_image
 from .overlap import EMPTY_RULE, LABEL_GROUPS, compare
 
@@ -149,9 +149,7 @@ def bland_altman(reference: np.ndarray, test: np.ndarray, path: Path, title: str
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("mean of test and reference")
     ax.set_ylabel("test − reference")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, path)
     return path
 
 

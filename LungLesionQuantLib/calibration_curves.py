@@ -14,8 +14,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
-from .atomic import atomic_path
-from .figures import new_figure
+from .figures import new_figure, save_png
 
 GROUPS = 10
 THRESHOLDS = np.round(np.arange(0.01, 1.0, 0.01), 2)
@@ -74,9 +73,7 @@ def plot_calibration(y: np.ndarray, probabilities: dict[str, np.ndarray], path: 
     ax.set_ylabel("observed fraction")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, path)
     return path
 
 
@@ -93,7 +90,5 @@ def plot_decision_curve(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("net benefit")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, path)
     return path

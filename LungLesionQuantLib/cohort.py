@@ -21,7 +21,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .cascade import DEFAULT_MODEL_DIR, Cascade
-from .figures import new_figure
+from .figures import new_figure, save_png
 from .pipeline import (MEASUREMENTS_FILE, BatchResult, CaseFailure, CaseOptions, collect, plan_cases, run_case,
                        write_cohort_table)
 
@@ -119,9 +119,7 @@ def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> d
         ax.set_ylabel("cases")
     fig.suptitle(f"{len(table)} cases in {out_root.name}; this run: {len(batch.results)} done, "
                  f"{len(batch.skipped)} complete already, {len(batch.failures)} failed", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(out_root / REPORT_PNG) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, out_root / REPORT_PNG)
     report = {"cases_in_table": int(len(table)), "done": [r.case for r in batch.results], "skipped_complete": batch.skipped,
               "failed": [asdict(f) for f in batch.failures], "not_done": batch.not_done, "settings": settings,
               "python": sys.version.split()[0]}

@@ -5,8 +5,12 @@ included; a ``Figure`` with its own Agg canvas draws to files and leaves pyplot 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .atomic import atomic_path
 
 
 def new_figure(**kwargs) -> Figure:
@@ -14,3 +18,13 @@ def new_figure(**kwargs) -> Figure:
     fig = Figure(**kwargs)
     FigureCanvasAgg(fig)
     return fig
+
+
+def save_png(fig: Figure, path: Path, tight: bool = True) -> Path:
+    """Write ``fig`` as a PNG (100 dpi) through a verified, atomic write; laid out tightly first
+    unless the caller has laid it out itself."""
+    if tight:
+        fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return path

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Patch
 
-from .atomic import atomic_path
-from .figures import new_figure
+from .figures import new_figure, save_png
 from .labels import SEGMENTS
 from .preprocessing import hu_to_unit
 
@@ -57,5 +56,4 @@ def write_overlay(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, 
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, path, tight=False)

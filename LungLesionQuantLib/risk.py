@@ -31,7 +31,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 
 from .atomic import atomic_path
 from .calibration_curves import decision_curve, hosmer_lemeshow, plot_calibration, plot_decision_curve
-from .figures import new_figure
+from .figures import new_figure, save_png
 from .roc_compare import delong_paired
 from .errors import InputError
 
@@ -432,9 +432,7 @@ def plot_roc(study: RiskStudy, frame: pd.DataFrame, path: Path) -> Path:
     title = "ROC, validation split" + (" — SYNTHETIC COHORT" if study.summary["synthetic"] else "")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, path)
     return path
 
 
