@@ -293,7 +293,10 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.oddsRatioTable = table
             self._riskModelPath = str(written["model.json"])
             self.ui.rocLabel.setPixmap(qt.QPixmap(str(written["roc.png"])).scaledToWidth(380))
+            self.ui.calibrationLabel.setPixmap(qt.QPixmap(str(written["calibration.png"])).scaledToWidth(380))
             lines = [f"Model {n}: C = {m['c_statistic']:.2f} [{m['c_statistic_ci'][0]:.2f}, {m['c_statistic_ci'][1]:.2f}]"
+                     + (f"; optimism-corrected C {m['internal_validation']['c_corrected']:.2f}, calibration slope "
+                        f"{m['internal_validation']['calibration_slope_corrected']:.2f} (bootstrap)" if "internal_validation" in m else "")
                      for n, m in study.summary["models"].items()]
             lines += [f"{pair} (DeLong): difference {c['difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], p = {c['p']:.3g}"
                       for pair, c in study.summary.get("c_statistic_comparisons", {}).items()]

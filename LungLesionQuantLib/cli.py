@@ -132,18 +132,38 @@ def _agreement(args: argparse.Namespace) -> int:
 
 def _risk_fit(args: argparse.Namespace) -> int:
     from .risk import fit_study, load_cohort, write_study
+    from .stepwise import StepwiseRule
+    from .synthetic_cohort import is_synthetic
 
     _output_folder(args.output)
+    if args.select is None and (args.select_by is not None or args.select_p is not None):
+        raise InputError("--select-by/--select-p set how stepwise selection works; expected --select backward|forward with them")
+    selection = StepwiseRule(args.select, args.select_by or "aic", 0.05 if args.select_p is None else args.select_p) if args.select else None
     frame, notes = load_cohort(args.cohort, args.id_column, args.outcome, args.covariates, args.extent_from, args.score)
-    study = fit_study(frame, args.id_column, args.outcome, args.covariates, args.score, args.seed, notes)
+    synthetic = is_synthetic(frame[args.id_column])
+    study = fit_study(frame, args.id_column, args.outcome, args.covariates, args.score, args.seed, notes, synthetic, selection, args.bootstraps)
     write_study(study, frame, args.output)
     s = study.summary
-    print(f"{s['n']} patients, {s['events']} with '{args.outcome}'; training {s['split']['train']} ({s['split']['train_events']} events), "
+    print(f"{'SYNTHETIC cohort (ids SYNTHETIC-*), not patients: ' if synthetic else ''}"
+          f"{s['n']} patients, {s['events']} with '{args.outcome}'; training {s['split']['train']} ({s['split']['train_events']} events), "
           f"validation {s['split']['validation']} ({s['split']['validation_events']} events), seed {s['seed']}")
+    if s["selection"]:
+        chosen = s["selection"]
+        print(f"Covariates by {chosen['rule']} (training split): kept {', '.join(chosen['selected'])}; "
+              f"left out {', '.join(chosen['left_out']) or 'none'}")
+        for step in chosen["steps"]:
+            print(f"  step {step['step']}: {step['action']} {step['covariate']} (AIC {step['aic_before']:.1f} -> {step['aic_after']:.1f}, "
+                  f"likelihood-ratio p {step['lr_p']:.3g})")
+        for name, why in chosen.get("could_not_be_fitted", {}).items():
+            print(f"  {name} could not enter: {why}")
     print(study.odds_ratios.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for name, m in s["models"].items():
         line = (f"Model {name}: C-statistic (validation) {m['c_statistic']:.3f} [{m['c_statistic_ci'][0]:.3f}, {m['c_statistic_ci'][1]:.3f}], "
                 f"training {m['c_statistic_train']:.3f}; calibration slope {m['calibration_validation']['slope']:.2f}")
+        if "internal_validation" in m:
+            iv = m["internal_validation"]
+            line += (f"; optimism-corrected (bootstrap, training split) C {iv['c_corrected']:.3f} (optimism {iv['c_optimism']:.3f}), "
+                     f"calibration slope {iv['calibration_slope_corrected']:.2f}")
         if "lr_test_vs_A" in m:
             line += f"; LR test vs A: chi2 {m['lr_test_vs_A']['lr']:.2f}, df {m['lr_test_vs_A']['df']}, p {m['lr_test_vs_A']['p']:.3g}"
         print(line)
@@ -155,9 +175,22 @@ def _risk_fit(args: argparse.Namespace) -> int:
             c = s[key]
             print(f"Youden cut-off ({key[7:]}): {c['cutoff']:.3g}: sensitivity {c['sensitivity']:.2f}, specificity {c['specificity']:.2f} "
                   f"(training); {c['validation_sensitivity']:.2f} / {c['validation_specificity']:.2f} (validation)")
+    if s["internal_validation"]:
+        print(f"Internal validation: {s['internal_validation']['method']}; {s['internal_validation']['replicates_used']} samples used")
+    print(f"Nomogram of model {s['nomogram']['model']}: nomogram.png ({s['nomogram']['scaled_on']} spans 0-100 points)")
     for note in s["notes"]:
         print(f"note: {note}")
     print(f"-> {args.output}")
+    return 0
+
+
+def _risk_synthetic(args: argparse.Namespace) -> int:
+    from .synthetic_cohort import synthetic_cohort, write_synthetic
+
+    _output_folder(args.output)
+    cohort, segment = write_synthetic(synthetic_cohort(args.patients, args.seed), args.output)
+    print(f"SYNTHETIC cohort, not patients: {args.patients} drawn from model C of Bartoli et al. 2022, Table 3 (seed {args.seed}) -> {cohort}; "
+          f"their lesion extents as 'segment' writes them -> {segment / 'measurements.csv'}")
     return 0
 
 
@@ -304,8 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--extent-from", type=Path, default=None, metavar="OUT", help="output folder of 'segment' (cases matched to ids)")
     fit.add_argument("--score", default=None, metavar="COL", help="a radiologist's severity score column (model B)")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--select", choices=["backward", "forward"], default=None,
+                     help="stepwise selection of the covariates on the training split (the score and extent are always kept); "
+                          "the rule and each step are printed and in summary.json")
+    fit.add_argument("--select-by", choices=["aic", "p"], default=None,
+                     help="with --select: AIC (default), or the likelihood-ratio p-value against --select-p")
+    fit.add_argument("--select-p", type=float, default=None, metavar="P",
+                     help="with --select-by p: forward adds while p < P, backward removes while p >= P (default 0.05)")
+    fit.add_argument("--bootstraps", type=int, default=200, metavar="N",
+                     help="Harrell's optimism-corrected C-statistic and calibration slope from N bootstrap samples of the "
+                          "training split, selection repeated in each (default 200, seeded by --seed; 0: skip)")
     fit.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     fit.set_defaults(run=_risk_fit)
+    synthetic = risk_sub.add_parser("synthetic", help="write a SYNTHETIC cohort (not patients) drawn from Bartoli et al.'s Table 3",
+                                    description="Writes OUT/SYNTHETIC_cohort.csv (ID, AGE, SEX, comorbidities, OUTCOME) and "
+                                                "OUT/SYNTHETIC_segment/measurements.csv (their lesion extents) for 'risk fit'.")
+    synthetic.add_argument("--patients", type=_positive, default=1621, metavar="N", help="how many (default 1621, as the paper's cohort)")
+    synthetic.add_argument("--seed", type=int, default=1)
+    synthetic.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    synthetic.set_defaults(run=_risk_synthetic)
     predict = risk_sub.add_parser("predict", help="apply a fitted model.json to one patient")
     predict.add_argument("--model", type=Path, required=True)
     predict.add_argument("--patient", nargs="*", default=[], metavar="NAME=VALUE", help="covariate values, e.g. AGE=63 SEX=M")

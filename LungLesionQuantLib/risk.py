@@ -1,9 +1,11 @@
 """Risk models of an adverse outcome, after Bartoli et al. 2022 (Table 3) and Tang et al. 2020.
 
-Model A: clinical covariates; Model B: A + a radiologist's score (``--score``); Model C:
-A + the automatic lesion extent (from ``segment``'s measurements). Fitted with statsmodels on
-a seeded, outcome-stratified 70 % training split; discrimination (C-statistic with a
-percentile-bootstrap 95 % CI, 2000 stratified resamples) on the 30 % validation split.
+Model A: clinical covariates (all, or those kept by stepwise selection: :mod:`stepwise`);
+Model B: A + a radiologist's score (``--score``); Model C: A + the automatic lesion extent (from
+``segment``'s measurements). Fitted with statsmodels on a seeded, outcome-stratified 70 %
+training split; discrimination (C-statistic with a percentile-bootstrap 95 % CI, 2000
+stratified resamples) on the 30 % validation split, and Harrell's bootstrap optimism correction
+on the training split (:mod:`internal_validation`).
 
 Coding (fitted on the training split and stored in the model JSON, never pickled):
 - a covariate named ``age`` (any case) holding numbers: the paper's bands 18–44 (reference),
@@ -14,6 +16,7 @@ Coding (fitted on the training split and stored in the model JSON, never pickled
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -24,18 +27,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from .atomic import atomic_path
-from .calibration_curves import decision_curve, hosmer_lemeshow, plot_calibration, plot_decision_curve
-from .figures import new_figure, save_png
-from .roc_compare import delong_paired
+from .calibration_curves import (
+    decision_curve,
+    hosmer_lemeshow,
+    plot_calibration,
+    plot_decision_curve,
+)
 from .errors import InputError
+from .figures import new_figure, save_png
+from .internal_validation import BOOTSTRAPS, optimism_corrected
+from .nomogram import Nomogram, build_nomogram, plot_nomogram
+from .roc_compare import delong_paired
+from .stepwise import StepwiseRule, lr_test, select_covariates
 
 EXTENT = "lesion_extent_pct"
+RADIOGRAPH_EXTENT = "opacity_pct"
 AGE_BANDS = (("18-44", -math.inf, 44.0), ("45-64", 44.0, 64.0), (">64", 64.0, math.inf))
 MIN_EVENTS_PER_PARAMETER = 10
 # Fewer patients with (or without) the outcome leave a 70/30 split without both on each side.
@@ -106,15 +117,20 @@ def design(frame: pd.DataFrame, codings: list[Coding]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- cohort
 def read_extents(path: Path) -> pd.Series:
-    """Lesion extent per case from ``segment``'s output folder (or its measurements.csv)."""
+    """The imaging extent per case from ``segment``'s output folder (or its measurements.csv):
+    a CT's lesion extent (% of lung), or for a radiograph its opacity % of lung (Tang et al.
+    2020), the column radiograph rows fill instead (see the README on studies mixing both)."""
     path = Path(path)
     csv = path / "measurements.csv" if path.is_dir() else path
     if not csv.exists():
         raise InputError(f"{path}: no measurements.csv; expected the output folder of 'lunglesionquant segment'")
     table = _read_csv(csv, {"case": str})
-    if "case" not in table or EXTENT not in table:
-        raise InputError(f"{csv}: found columns {list(table.columns)[:6]}...; expected 'case' and '{EXTENT}'")
-    extents = pd.to_numeric(table.set_index("case")[EXTENT], errors="coerce")
+    if "case" not in table or not {EXTENT, RADIOGRAPH_EXTENT} & set(table):
+        raise InputError(f"{csv}: found columns {list(table.columns)[:6]}...; expected 'case' and '{EXTENT}' (CT) or '{RADIOGRAPH_EXTENT}' (radiograph)")
+    table = table.set_index("case")
+    ct = pd.to_numeric(table[EXTENT], errors="coerce") if EXTENT in table else pd.Series(np.nan, index=table.index)
+    radiograph = pd.to_numeric(table[RADIOGRAPH_EXTENT], errors="coerce") if RADIOGRAPH_EXTENT in table else pd.Series(np.nan, index=table.index)
+    extents = ct.where(ct.notna(), radiograph)
     outside = extents[(extents < 0) | (extents > 100) | np.isinf(extents)]
     if not outside.empty:
         raise InputError(f"{csv}: found lesion extents {outside.head(5).to_dict()}; expected 0-100 %")
@@ -173,7 +189,7 @@ def load_cohort(cohort_csv: Path, id_column: str, outcome: str, covariates: list
     for column in list(covariates) + ([score] if score else []):
         table[column] = check_values(column, table[column], str(cohort_csv))
     values = set(table[outcome].dropna().unique().tolist())
-    if not values <= {0, 1, True, False} or len(values) < 2:
+    if not values <= {0, 1} or len(values) < 2:
         raise InputError(f"outcome '{outcome}': found values {sorted(map(str, values))[:8]}; expected binary 0/1 with both present")
     notes = []
     frame = table[wanted].copy()
@@ -227,7 +243,7 @@ class FittedModel:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Probability with a 95 % CI (delta method on the logit scale)."""
         eta, se = self.linear_predictor(frame)
-        expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        expit = lambda v: 1.0 / (1.0 + np.exp(-v))
         return pd.DataFrame({"probability": expit(eta), "ci_low": expit(eta - 1.959964 * se), "ci_high": expit(eta + 1.959964 * se)},
                             index=frame.index)
 
@@ -235,13 +251,13 @@ class FittedModel:
         return json.dumps({**asdict(self), "codings": [asdict(c) for c in self.codings]}, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "FittedModel":
+    def from_json(cls, text: str) -> FittedModel:
         data = json.loads(text)
         data["codings"] = [Coding(**c) for c in data["codings"]]
         return cls(**data)
 
     @classmethod
-    def load(cls, path: Path) -> "FittedModel":
+    def load(cls, path: Path) -> FittedModel:
         """A model file written by ``risk fit``, or a one-line error saying what is wrong with it."""
         try:
             return cls.from_json(Path(path).read_text())
@@ -299,11 +315,45 @@ def calibration(y: np.ndarray, p: np.ndarray) -> dict:
             "intercept": float(large.params[0]), "intercept_ci": [float(v) for v in large.conf_int()[0]]}
 
 
-def lr_test(small, big) -> dict:
-    """Likelihood-ratio test of nested fits."""
-    stat = 2.0 * (big.llf - small.llf)
-    df = int(big.df_model - small.df_model)
-    return {"lr": float(stat), "df": df, "p": float(stats.chi2.sf(stat, df))}
+def _linear_predictor(codings: list[Coding], params: pd.Series, frame: pd.DataFrame) -> np.ndarray:
+    return design(frame, codings)[params.index].to_numpy(float) @ params.to_numpy(float)
+
+
+@dataclass
+class ModellingStrategy:
+    """How models A/B/C are developed from training rows: the coding learnt on those rows, the
+    stepwise selection of the clinical covariates when asked (the score and the extent are
+    always kept), then the logistic fits. One object, so that Harrell's bootstrap repeats
+    exactly what produced the reported models."""
+
+    outcome: str
+    covariates: list[str]
+    score: str | None = None
+    extent: bool = False
+    selection: StepwiseRule | None = None
+
+    def develop(self, train: pd.DataFrame) -> tuple[dict[str, tuple[list[Coding], object]], dict | None]:
+        """{model: (codings, statsmodels fit)}, and the selection's record (None without selection)."""
+        base = [fit_coding(c, train[c]) for c in self.covariates]
+        record = None
+        if self.selection is not None:
+            blocks = {c.name: c.encode(train[c.name]) for c in base}
+            record = select_covariates(train[self.outcome], blocks, self.selection, _fit_logit)
+            if not record["selected"]:
+                raise InputError(f"{self.selection.describe()}: kept none of {self.covariates}; "
+                                 "expected at least one covariate for model A (fit without --select)")
+            base = [c for c in base if c.name in record["selected"]]
+        specs = {"A": base}
+        if self.score:
+            specs["B"] = base + [fit_coding(self.score, train[self.score], standardize_all=True)]
+        if self.extent:
+            specs["C"] = base + [fit_coding(EXTENT, train[EXTENT], standardize_all=True)]
+        return {name: (codings, _fit_logit(train[self.outcome], design(train, codings), name)) for name, codings in specs.items()}, record
+
+    def linear_predictors(self, train: pd.DataFrame) -> dict:
+        """The models developed on ``train``, each as a function giving the linear predictor of a frame."""
+        fits, _ = self.develop(train)
+        return {name: functools.partial(_linear_predictor, codings, result.params) for name, (codings, result) in fits.items()}
 
 
 @dataclass
@@ -312,11 +362,14 @@ class RiskStudy:
     odds_ratios: pd.DataFrame
     predictions: pd.DataFrame
     summary: dict
+    nomogram: Nomogram
 
 
 def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: list[str], score: str | None = None,
-              seed: int = 0, notes: list[str] | None = None, synthetic: bool = False) -> RiskStudy:
-    """Fit models A (and B, C when a score / the extent is present) and evaluate them."""
+              seed: int = 0, notes: list[str] | None = None, synthetic: bool = False,
+              selection: StepwiseRule | None = None, bootstraps: int = BOOTSTRAPS) -> RiskStudy:
+    """Fit models A (and B, C when a score / the extent is present) and evaluate them: on the
+    validation split, and by ``bootstraps`` samples of Harrell's internal validation (0: none)."""
     y = frame[outcome].to_numpy(int)
     if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_OUTCOME:
         raise InputError(f"outcome '{outcome}': found {int(y.sum())} patients with it and {int(len(y) - y.sum())} without; "
@@ -325,33 +378,26 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
     train, valid = frame.iloc[train_idx], frame.iloc[valid_idx]
     if train[outcome].nunique() < 2 or valid[outcome].nunique() < 2:
         raise InputError(f"outcome '{outcome}': too few events ({int(y.sum())}) to split 70/30 with both outcomes on each side")
-    base = [fit_coding(c, train[c]) for c in covariates]
-    specs = {"A": base}
-    if score:
-        specs["B"] = base + [fit_coding(score, train[score], standardize_all=True)]
-    if EXTENT in frame:
-        specs["C"] = base + [fit_coding(EXTENT, train[EXTENT], standardize_all=True)]
+    strategy = ModellingStrategy(outcome, list(covariates), score, EXTENT in frame, selection)
+    fits, selection_record = strategy.develop(train)
     notes = list(notes or [])
-    results, models, or_rows = {}, {}, []
+    models, or_rows = {}, []
     predictions = pd.DataFrame({id_column: frame[id_column], "split": np.where(np.isin(np.arange(len(frame)), train_idx), "train", "validation"),
                                 "outcome": y})
     summary: dict = {"synthetic": synthetic, "n": len(frame), "events": int(y.sum()), "seed": seed,
                      "split": {"train": len(train), "train_events": int(train[outcome].sum()),
                                "validation": len(valid), "validation_events": int(valid[outcome].sum())},
                      "c_statistic_method": "validation split; 95 % CI by percentile bootstrap (2000 resamples, cases and controls resampled separately)",
-                     "models": {}}
-    for name, codings in specs.items():
-        x_train = design(train, codings)
-        epv = train[outcome].sum() / (x_train.shape[1] - 1)
+                     "selection": selection_record, "models": {}}
+    for name, (codings, result) in fits.items():
+        epv = train[outcome].sum() / (len(result.params) - 1)
         if epv < MIN_EVENTS_PER_PARAMETER:
             notes.append(f"model {name}: {epv:.1f} events per parameter in the training split (< {MIN_EVENTS_PER_PARAMETER}): estimates are unstable")
-        result = _fit_logit(train[outcome], x_train, name)
-        results[name] = result
-        model = FittedModel(name, outcome, codings, list(x_train.columns), result.params.tolist(),
+        model = FittedModel(name, outcome, codings, list(result.params.index), result.params.tolist(),
                             result.cov_params().to_numpy().tolist(), len(train), int(train[outcome].sum()), seed, synthetic)
         models[name] = model
         ci = np.exp(result.conf_int())
-        for col in x_train.columns[1:]:
+        for col in result.params.index[1:]:
             or_rows.append({"model": name, "term": col, "odds_ratio": float(np.exp(result.params[col])),
                             "ci_low": float(ci.loc[col, 0]), "ci_high": float(ci.loc[col, 1]), "p": float(result.pvalues[col])})
         predictions[f"probability_{name}"] = model.predict(frame)["probability"].to_numpy()
@@ -363,9 +409,19 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
                                    "hosmer_lemeshow_validation": hosmer_lemeshow(valid[outcome].to_numpy(int), p_valid),
                                    "events_per_parameter": float(epv)}
     for name in ("B", "C"):
-        if name in results:
-            summary["models"][name]["lr_test_vs_A"] = lr_test(results["A"], results[name])
-            summary["models"][name]["interactions"] = _interactions(train, outcome, specs[name], results[name])
+        if name in fits:
+            summary["models"][name]["lr_test_vs_A"] = lr_test(fits["A"][1], fits[name][1])
+            summary["models"][name]["interactions"] = _interactions(train, outcome, *fits[name])
+    summary["internal_validation"] = None
+    if bootstraps:
+        in_cohort_order = frame.iloc[np.sort(train_idx)]  # the order the bootstrap's documented rows refer to
+        internal = optimism_corrected(in_cohort_order, outcome, strategy.linear_predictors, bootstraps, seed)
+        for name, figures in internal.pop("models").items():
+            summary["models"][name]["internal_validation"] = figures
+        summary["internal_validation"] = internal
+        if internal["replicates_skipped"]:
+            notes.append(f"internal validation: {bootstraps - internal['replicates_used']} of {bootstraps} bootstrap samples "
+                         f"could not be fitted and were skipped (e.g. {internal['replicates_skipped'][0]})")
     y_valid = valid[outcome].to_numpy(int)
     comparisons = {}
     for first, second in (("A", "B"), ("A", "C"), ("B", "C")):
@@ -378,6 +434,8 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
     richest = "C" if "C" in models else "B" if "B" in models else "A"
     predictions["predicted_probability"] = predictions[f"probability_{richest}"]
     summary["richest_model"] = richest
+    nomogram = build_nomogram(models[richest], train)
+    summary["nomogram"] = nomogram.describe()
     for label, column in (("extent", EXTENT), ("score", score)):
         if column and column in frame:
             cut = youden(train[outcome].to_numpy(int), train[column].to_numpy(float))
@@ -389,7 +447,7 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
             auc, lo, hi = bootstrap_auc(y, frame[column].to_numpy(float), seed)
             summary[f"single_score_roc_{label}"] = {"column": column, "auc_all_patients": auc, "ci": [lo, hi]}
     summary["notes"] = notes
-    return RiskStudy(models, pd.DataFrame(or_rows), predictions, summary)
+    return RiskStudy(models, pd.DataFrame(or_rows), predictions, summary, nomogram)
 
 
 def _interactions(train: pd.DataFrame, outcome: str, codings: list[Coding], fitted) -> list[dict]:
@@ -438,7 +496,8 @@ def plot_roc(study: RiskStudy, frame: pd.DataFrame, path: Path) -> Path:
 
 def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, Path]:
     """model.json (the richest model), model_<X>.json, odds_ratios.csv, predictions.csv, summary.json,
-    roc.png, and on the validation split calibration.png, decision_curve.csv and decision_curve.png."""
+    roc.png, on the validation split calibration.png, decision_curve.csv and decision_curve.png,
+    and the richest model's nomogram.png and nomogram.csv (points of each axis tick)."""
     out.mkdir(parents=True, exist_ok=True)
     valid = study.predictions[study.predictions["split"] == "validation"]
     y_valid = valid["outcome"].to_numpy(int)
@@ -452,7 +511,8 @@ def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, P
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
         written[name] = out / name
-    for name, table in (("odds_ratios.csv", study.odds_ratios), ("predictions.csv", study.predictions), ("decision_curve.csv", curve)):
+    for name, table in (("odds_ratios.csv", study.odds_ratios), ("predictions.csv", study.predictions), ("decision_curve.csv", curve),
+                        ("nomogram.csv", study.nomogram.table())):
         with atomic_path(out / name) as tmp:
             table.to_csv(tmp, index=False)
         written[name] = out / name
@@ -460,6 +520,7 @@ def write_study(study: RiskStudy, frame: pd.DataFrame, out: Path) -> dict[str, P
     synthetic = " — SYNTHETIC COHORT" if study.summary["synthetic"] else ""
     written["calibration.png"] = plot_calibration(y_valid, probabilities, out / "calibration.png", f"Calibration, validation split{synthetic}")
     written["decision_curve.png"] = plot_decision_curve(curve, out / "decision_curve.png", f"Decision curve, validation split{synthetic}")
+    written["nomogram.png"] = plot_nomogram(study.nomogram, out / "nomogram.png", f"Nomogram, model {study.nomogram.model.name}{synthetic}")
     return written
 
 

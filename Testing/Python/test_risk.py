@@ -6,19 +6,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import shared
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.errors import InputError
-from LungLesionQuantLib.risk import EXTENT, FittedModel, design, fit_study, load_cohort
-from conftest import shared
+from LungLesionQuantLib.risk import (
+    EXTENT,
+    FittedModel,
+    design,
+    fit_study,
+    load_cohort,
+    write_study,
+)
+from LungLesionQuantLib.stepwise import StepwiseRule
+from LungLesionQuantLib.synthetic_cohort import (
+    MODEL_C,
+    synthetic_cohort,
+    write_synthetic,
+)
 
 COVARIATES = ["AGE", "SEX", "DIABETES TYPE II", "CHRONIC KIDNEY DISEASE", "CANCER"]
-
-# Bartoli et al. 2022, Table 3, Model C (adjusted ORs); extent OR is per SD.
-MODEL_C = {"SEX[M]": 1.00, "AGE[45-64]": 2.35, "AGE[>64]": 6.85, "HYPERTENSION": 1.94, "DIABETES": 0.97, "CANCER": 2.34,
-           "RESPIRATORY": 0.99, "CARDIAC": 1.52, "SYMPTOMS_GT7D": 0.86, EXTENT: 3.86}
 
 
 @pytest.fixture(scope="module")
@@ -67,42 +76,10 @@ def test_real_table_odds_ratios_equal_a_direct_statsmodels_fit(real_fit):
     assert p["ci_low"] < p["probability"] < p["ci_high"]
 
 
-def synthetic_cohort(n: int, seed: int) -> pd.DataFrame:
-    """A SYNTHETIC cohort (not patients) drawn from Model C of Bartoli et al. 2022, Table 3."""
-    rng = np.random.default_rng(seed)
-    age = rng.choice([30, 55, 72], size=n, p=[0.36, 0.468, 0.172]) + rng.integers(-8, 8, n)
-    frame = pd.DataFrame({"ID": [f"SYNTHETIC-{i:05d}" for i in range(n)], "AGE": age,
-                          "SEX": rng.choice(["F", "M"], n, p=[0.521, 0.479]),
-                          "HYPERTENSION": rng.binomial(1, 0.205, n), "DIABETES": rng.binomial(1, 0.118, n),
-                          "CANCER": rng.binomial(1, 0.046, n), "RESPIRATORY": rng.binomial(1, 0.119, n),
-                          "CARDIAC": rng.binomial(1, 0.083, n), "SYMPTOMS_GT7D": rng.binomial(1, 0.348, n)})
-    extent = rng.gamma(0.8, 6.0, n)
-    z = (extent - extent.mean()) / extent.std(ddof=1)
-    eta = -3.4 + np.log(MODEL_C["SEX[M]"]) * (frame["SEX"] == "M") + np.log(MODEL_C[EXTENT]) * z
-    eta += np.log(MODEL_C["AGE[45-64]"]) * ((age > 44) & (age <= 64)) + np.log(MODEL_C["AGE[>64]"]) * (age > 64)
-    for c in ("HYPERTENSION", "DIABETES", "CANCER", "RESPIRATORY", "CARDIAC", "SYMPTOMS_GT7D"):
-        eta += np.log(MODEL_C[c]) * frame[c]
-    frame["OUTCOME"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
-    frame[EXTENT] = extent
-    return frame
-
-
-def write_synthetic(frame: pd.DataFrame, folder, measured: int | None = None):
-    """The SYNTHETIC cohort as files: cohort CSV without the extent, and a segment-like
-    measurements.csv holding the extents of the first ``measured`` ids (all by default)."""
-    seg = folder / "segment_out"
-    seg.mkdir()
-    rows = frame.iloc[:measured] if measured else frame
-    rows[["ID", EXTENT]].rename(columns={"ID": "case"}).to_csv(seg / "measurements.csv", index=False)
-    cohort = folder / "SYNTHETIC_cohort.csv"
-    frame.drop(columns=[EXTENT]).to_csv(cohort, index=False)
-    return cohort, seg
-
-
 def test_synthetic_cohort_recovers_bartoli_model_c(tmp_path):
     frame = synthetic_cohort(8000, seed=1)
     covariates = ["AGE", "SEX", "HYPERTENSION", "DIABETES", "CANCER", "RESPIRATORY", "CARDIAC", "SYMPTOMS_GT7D"]
-    study = fit_study(frame, "ID", "OUTCOME", covariates, synthetic=True)
+    study = fit_study(frame, "ID", "OUTCOME", covariates, synthetic=True, bootstraps=0)
     assert study.summary["synthetic"] is True
     c = study.odds_ratios.query("model == 'C'").set_index("term")
     inside95 = [c.loc[t, "ci_low"] <= true <= c.loc[t, "ci_high"] for t, true in MODEL_C.items()]
@@ -117,8 +94,8 @@ def test_synthetic_cohort_recovers_bartoli_model_c(tmp_path):
 
 def test_lr_test_is_the_hand_computed_deviance_difference(tmp_path):
     cohort, measurements = write_synthetic(synthetic_cohort(1500, seed=2), tmp_path)
-    loaded, notes = load_cohort(cohort, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], extent_from=measurements)
-    study = fit_study(loaded, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True)
+    loaded, _ = load_cohort(cohort, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], extent_from=measurements)
+    study = fit_study(loaded, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True, bootstraps=0)
     train = loaded[study.predictions["split"].to_numpy() == "train"]
     xa = design(train, study.models["A"].codings)
     xc = design(train, study.models["C"].codings)
@@ -163,7 +140,7 @@ def test_predict_command_with_a_patients_measurements(real_fit, tmp_path, capsys
     cohort, seg = write_synthetic(synthetic_cohort(2000, seed=4), tmp_path)
     out = tmp_path / "fit"
     assert main(["risk", "fit", "--cohort", str(cohort), "--id-column", "ID", "--outcome", "OUTCOME",
-                 "--covariates", "AGE", "SEX", "--extent-from", str(seg), "-o", str(out)]) == 0
+                 "--covariates", "AGE", "SEX", "--extent-from", str(seg), "--bootstraps", "5", "-o", str(out)]) == 0
     case = tmp_path / "case"
     case.mkdir()
     pd.DataFrame({"case": ["new"], EXTENT: [25.0]}).to_csv(case / "measurements.csv", index=False)
@@ -181,7 +158,7 @@ def test_delong_comparison_agrees_with_a_paired_bootstrap():
     from LungLesionQuantLib.roc_compare import delong_paired
 
     frame = synthetic_cohort(1500, seed=5)
-    study = fit_study(frame, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True)
+    study = fit_study(frame, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True, bootstraps=0)
     valid = study.predictions[study.predictions["split"] == "validation"]
     y, a, c = valid["outcome"].to_numpy(), valid["probability_A"].to_numpy(), valid["probability_C"].to_numpy()
     reported = study.summary["c_statistic_comparisons"]["A vs C"]
@@ -205,7 +182,6 @@ def test_hosmer_lemeshow_and_decision_curve_by_hand(tmp_path):
     """Issue 17, items 4-5: Hosmer–Lemeshow tells true probabilities from halved ones; the net
     benefit at one threshold is recomputed by hand; the files are written."""
     from LungLesionQuantLib.calibration_curves import decision_curve, hosmer_lemeshow
-    from LungLesionQuantLib.risk import write_study
 
     rng = np.random.default_rng(7)
     p = rng.uniform(0.02, 0.9, 3000)
@@ -217,9 +193,97 @@ def test_hosmer_lemeshow_and_decision_curve_by_hand(tmp_path):
     treated = p >= 0.3
     by_hand = ((treated & (y == 1)).sum() - (treated & (y == 0)).sum() * 0.3 / 0.7) / len(y)
     assert row["model_X"] == pytest.approx(by_hand) and row["treat_all"] == pytest.approx(y.mean() - (1 - y.mean()) * 0.3 / 0.7)
-    study = fit_study(synthetic_cohort(1500, seed=5), "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True)
+    study = fit_study(synthetic_cohort(1500, seed=5), "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True, bootstraps=0)
     assert "hosmer_lemeshow_validation" in study.summary["models"]["C"]
     written = write_study(study, synthetic_cohort(1500, seed=5), tmp_path)
     for name in ("calibration.png", "decision_curve.png", "decision_curve.csv"):
         assert written[name].stat().st_size > 0
     assert {"threshold", "treat_all", "treat_none", "model_A", "model_C"} <= set(pd.read_csv(written["decision_curve.csv"]).columns)
+
+
+def _two_covariate_cohort(n: int, seed: int, effect: float = 1.0) -> pd.DataFrame:
+    """Generated patients: DRIVER moves the log-odds by ``effect`` per unit, NOISE and FLAG do not."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"ID": [f"P{i}" for i in range(n)], "DRIVER": rng.normal(0, 1, n), "NOISE": rng.normal(5, 2, n),
+                          "FLAG": rng.binomial(1, 0.4, n)})
+    frame["OUTCOME"] = rng.binomial(1, 1 / (1 + np.exp(-(-1.0 + effect * frame["DRIVER"]))))
+    return frame
+
+
+def test_optimism_correction_is_harrells_recipe_by_hand():
+    """Issue 17, item 3: the corrected C-statistic and calibration slope equal Harrell's recipe
+    computed here with statsmodels on the same bootstrap rows (the documented draw)."""
+    frame = _two_covariate_cohort(160, seed=11, effect=0.8)
+    study = fit_study(frame, "ID", "OUTCOME", ["DRIVER", "NOISE"], seed=3, bootstraps=25)
+    iv = study.summary["models"]["A"]["internal_validation"]
+    train = frame[study.predictions["split"].to_numpy() == "train"]
+    y, x = train["OUTCOME"].to_numpy(), sm.add_constant(train[["DRIVER", "NOISE"]])
+    apparent = roc_auc_score(y, sm.Logit(y, x).fit(disp=0).fittedvalues)
+    rng = np.random.default_rng(3)
+    c_optimism, slopes = [], []
+    for _ in range(25):
+        rows = rng.integers(0, len(train), len(train))
+        fit = sm.Logit(y[rows], x.iloc[rows]).fit(disp=0)
+        on_train = x.to_numpy() @ fit.params.to_numpy()
+        c_optimism.append(roc_auc_score(y[rows], x.iloc[rows].to_numpy() @ fit.params.to_numpy()) - roc_auc_score(y, on_train))
+        slopes.append(sm.Logit(y, sm.add_constant(on_train)).fit(disp=0).params[1])
+    assert study.summary["internal_validation"]["replicates_used"] == 25
+    assert iv["c_apparent"] == pytest.approx(apparent, rel=1e-9) == study.summary["models"]["A"]["c_statistic_train"]
+    assert iv["c_corrected"] == pytest.approx(apparent - np.mean(c_optimism), rel=1e-9)
+    assert iv["calibration_slope_corrected"] == pytest.approx(np.mean(slopes), rel=1e-6)
+    assert iv["c_corrected"] < iv["c_apparent"] and iv["calibration_slope_corrected"] < 1  # a fitted model flatters itself
+
+
+def test_stepwise_selection_keeps_the_driver_and_drops_noise(tmp_path, capsys):
+    """Issue 17, item 2: on a generated cohort, backward by AIC keeps the covariate that drives the
+    outcome and drops pure noise; its stopping rule holds when checked with statsmodels directly;
+    the CLI states the rule and the steps, and refuses --select-by without --select."""
+    frame = _two_covariate_cohort(1200, seed=12)
+    study = fit_study(frame, "ID", "OUTCOME", ["NOISE", "DRIVER", "FLAG"], selection=StepwiseRule("backward"), bootstraps=0)
+    chosen = study.summary["selection"]
+    assert "DRIVER" in chosen["selected"] and "NOISE" in chosen["left_out"]
+    assert study.summary["models"]["A"]["covariates"] == chosen["selected"]
+    assert {s["covariate"] for s in chosen["steps"]} == set(chosen["left_out"])
+    train = frame[study.predictions["split"].to_numpy() == "train"]
+
+    def aic(names):
+        return sm.Logit(train["OUTCOME"], sm.add_constant(train[names], has_constant="add")).fit(disp=0).aic
+
+    final = aic(chosen["selected"])
+    for name in chosen["selected"]:  # removing any kept covariate would not lower the AIC
+        assert aic([n for n in chosen["selected"] if n != name]) >= final
+    for step in chosen["steps"]:
+        assert step["aic_after"] < step["aic_before"]
+    cohort = tmp_path / "cohort.csv"
+    frame.to_csv(cohort, index=False)
+    capsys.readouterr()
+    args = ["risk", "fit", "--cohort", str(cohort), "--id-column", "ID", "--outcome", "OUTCOME", "--covariates", "NOISE", "DRIVER", "FLAG"]
+    assert main([*args, "--select", "forward", "--select-by", "p", "--select-p", "0.01", "--bootstraps", "5", "-o", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "forward stepwise selection by p-value" in printed and "p is < 0.01" in printed and "step 1: added DRIVER" in printed
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["selection"]["p_threshold"] == 0.01 and summary["selection"]["steps"][0]["lr_p"] < 0.01
+    assert all(s["lr_p"] < 0.01 for s in summary["selection"]["steps"]) and "NOISE" not in summary["selection"]["selected"]
+    assert main([*args, "--select-by", "p", "-o", str(tmp_path / "refused")]) == 2
+    assert "expected --select backward|forward" in capsys.readouterr().err
+
+
+def test_nomogram_points_give_back_the_linear_predictor(tmp_path):
+    """Issue 17, item 6: each patient's nomogram points, summed and mapped back, are the model's
+    linear predictor; the widest covariate spans 0-100 points; the PNG and its table are written."""
+    frame = synthetic_cohort(1500, seed=6)
+    study = fit_study(frame, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True, bootstraps=0)
+    nomogram, model = study.nomogram, study.models["C"]
+    assert nomogram.model is model and study.summary["nomogram"]["model"] == "C"
+    points = nomogram.points(frame)
+    eta, _ = model.linear_predictor(frame)
+    assert nomogram.linear_predictor(points["total"].to_numpy()) == pytest.approx(eta, abs=1e-9)
+    assert nomogram.total_points(eta) == pytest.approx(points["total"].to_numpy(), abs=1e-7)
+    written = write_study(study, frame, tmp_path)
+    assert written["nomogram.png"].read_bytes()[:4] == b"\x89PNG"
+    ticks = pd.read_csv(written["nomogram.csv"])
+    spans = ticks.groupby("covariate")["points"].agg(["min", "max"])
+    assert spans.loc[study.summary["nomogram"]["scaled_on"], "max"] == pytest.approx(100.0)
+    assert (spans["min"].abs() < 1e-9).all() and (spans["max"] <= 100 + 1e-9).all()
+    older = ticks.set_index(["covariate", "value"]).loc[("AGE", ">64"), "points"]
+    assert older == pytest.approx(points.loc[frame["AGE"] > 64, "AGE"].iloc[0])

@@ -172,12 +172,13 @@ def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade
 
 def test_risk_panel_logic_fits_and_predicts_with_this_ct_extent(segmented, tmp_path):
     from LungLesionQuantLib.study_panels import fit_risk_to_table, predict_from_table
-    from test_risk import synthetic_cohort, write_synthetic
+    from LungLesionQuantLib.synthetic_cohort import synthetic_cohort, write_synthetic
 
     scene, ct, seg, table, measured = segmented
     cohort, seg_out = write_synthetic(synthetic_cohort(1500, seed=5), tmp_path)
     odds, written, study = fit_risk_to_table(scene, cohort, "ID", "OUTCOME", ["AGE", "SEX"], seg_out, None, tmp_path / "risk")
     assert set(slicer.util.dataframeFromTable(odds)["model"]) == {"A", "C"}
+    assert written["calibration.png"].read_bytes()[:4] == b"\x89PNG"  # shown under the ROC in the panel
     result, model = predict_from_table(written["model.json"], ["AGE=70", "SEX=M"], table)
     direct = model.predict(pd.DataFrame([{"AGE": 70, "SEX": "M", "lesion_extent_pct": measured.row["lesion_extent_pct"]}])).iloc[0]
     assert result["probability"] == pytest.approx(direct["probability"])
