@@ -112,13 +112,22 @@ def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchRes
 
 def _agreement(args: argparse.Namespace) -> int:
     from .agreement import compare_folders, write_study
+    from .observers import compare_observers, named_folder
 
     _output_folder(args.output)
-    result = compare_folders(args.reference, args.test)
+    tests = args.test or []
+    if args.observer:
+        if args.reference is not None:
+            raise InputError("--observer replaces --reference (each pair's first reading is its reference); expected one of them")
+        result = compare_observers([named_folder(text) for text in args.observer], tests)
+    elif args.reference is None or not tests:
+        raise InputError("expected --reference DIR with --test DIR, or readings as --observer NAME=DIR (repeated) with optional --test DIR")
+    else:
+        result = compare_folders(args.reference, tests)
     if result.per_case.empty and result.failures:
         raise InputError(f"every matched case failed ({len(result.failures)}), e.g. {result.failures[0]}")
     if result.per_case.empty:
-        print(f"lunglesionquant: error: no case of {args.reference} is also in the test folders; expected matching case names", file=sys.stderr)
+        print("lunglesionquant: error: no case is in both folders of any comparison; expected matching case names", file=sys.stderr)
         return 2
     written = write_study(result, args.output)
     if "table2.csv" in written:
@@ -306,9 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Folders hold case folders as 'segment' writes them (<case>/labels.nii.gz or "
                                      "<case>/segmentation.seg.nrrd) or bare label maps <case>.nii.gz / <case>.seg.nrrd; "
                                      "cases are matched by name. Writes per_case.csv, summary.csv, table2.csv, missing.csv, "
-                                     "notes.txt and bland_altman_*.png.")
-    agr.add_argument("--reference", type=Path, required=True, metavar="DIR")
-    agr.add_argument("--test", type=Path, action="append", required=True, metavar="DIR", help="a test set; repeat for several")
+                                     "notes.txt and bland_altman_*.png. Either --reference and --test, or several readings "
+                                     "--observer O1a=DIR --observer O1b=DIR --observer O2=DIR ... (with --test: the software), "
+                                     "laid out like Bartoli et al.'s Table 2.")
+    agr.add_argument("--reference", type=Path, default=None, metavar="DIR")
+    agr.add_argument("--test", type=Path, action="append", default=None, metavar="DIR",
+                     help="a test set (with --observer: the software's segmentations); repeat for several")
+    agr.add_argument("--observer", action="append", default=None, metavar="NAME=DIR",
+                     help="one observer's reading; repeat. Names ending in a letter after a digit (O1a, O1b) are readings of "
+                          "one observer (intra-observer pairs); every other pair of readings is inter-observer")
     agr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     agr.set_defaults(run=_agreement)
 

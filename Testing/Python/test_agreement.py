@@ -9,16 +9,22 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import SAMPLE_CT, shared
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 from PIL import Image
 from scipy import ndimage, stats
 from sklearn.metrics import f1_score
 
-from LungLesionQuantLib.agreement import compare_folders, paired_statistics, summarise, write_study
+from LungLesionQuantLib.agreement import (
+    compare_folders,
+    lin_ccc,
+    paired_statistics,
+    summarise,
+    write_study,
+)
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.imageio import read_ct, to_lps
 from LungLesionQuantLib.overlap import compare, surface_distances
-from conftest import SAMPLE_CT, shared
 
 
 def _image(array, spacing=(1.0, 1.0, 1.0)):
@@ -154,3 +160,65 @@ def test_agreement_command_on_segment_output(cascade, tmp_path, capsys):
     assert (out / "bland_altman_edited_lesion_volume_cm3.png").read_bytes()[:4] == b"\x89PNG"
     table = pd.read_csv(out / "table2.csv", index_col=0)
     assert "lesion Dice" in table.index and "edited" in table.columns
+
+
+def test_lin_ccc_against_its_formula_a_known_shift_and_a_bootstrap():
+    """Issue 17, item 7: Lin's CCC is its formula; identical readings give 1; a pure shift d gives
+    2s²/(2s² + d²) where Pearson's r stays 1; the CI's width matches a bootstrap of Fisher's z."""
+    rng = np.random.default_rng(21)
+    x = rng.normal(50, 10, 40)
+    y = 0.9 * x + 3 + rng.normal(0, 4, 40)
+    ccc, lo, hi = lin_ccc(x, y)
+    cov = np.cov(x, y, bias=True)
+    assert ccc == pytest.approx(2 * cov[0, 1] / (cov[0, 0] + cov[1, 1] + (x.mean() - y.mean()) ** 2))
+    assert lo < ccc < hi < 1
+    assert paired_statistics(x, y)["ccc"] == pytest.approx(ccc) and paired_statistics(x, y)["ccc_ci_low"] == pytest.approx(lo)
+    fisher_z = []
+    for _ in range(3000):
+        rows = rng.integers(0, x.size, x.size)
+        fisher_z.append(np.arctanh(lin_ccc(x[rows], y[rows])[0]))
+    assert np.std(fisher_z) == pytest.approx((np.arctanh(hi) - np.arctanh(lo)) / (2 * 1.959964), rel=0.2)
+    assert lin_ccc(x, x.copy()) == (1.0, 1.0, 1.0)
+    shifted, _, shifted_hi = lin_ccc(x, x + 5.0)
+    assert shifted == pytest.approx(2 * x.var() / (2 * x.var() + 25.0)) and shifted_hi < 1
+    assert stats.pearsonr(x, x + 5.0).statistic == pytest.approx(1.0)
+
+
+def _reading(folder, lesion_slices: dict[str, int]) -> None:
+    """Label maps of box lungs with a GGO block of the given number of 1 mm slices per case."""
+    folder.mkdir()
+    for case, slices in lesion_slices.items():
+        labels = np.zeros((8, 16, 16), np.uint8)
+        labels[:, 2:14, 2:14] = 1
+        labels[:slices, 4:10, 4:10] = 2
+        sitk.WriteImage(_image(labels), str(folder / f"{case}.nii.gz"))
+
+
+def test_observer_study_is_laid_out_like_table_2(tmp_path, capsys):
+    """Issue 17, item 7: readings O1a, O1b, O2, O3 and the software give software-vs-each,
+    inter-observer and intra-observer columns in Table 2's order, with a CCC row; an O1b equal
+    to O1a agrees perfectly; O2 reading one slice more has that bias."""
+    o1a = {"a": 2, "b": 4, "c": 5, "d": 7}
+    for name, slices in (("O1a", o1a), ("O1b", o1a), ("O2", {k: v + 1 for k, v in o1a.items()}),
+                         ("O3", {"a": 3, "b": 3, "c": 6, "d": 6}), ("auto", {"a": 2, "b": 5, "c": 5, "d": 6})):
+        _reading(tmp_path / name, slices)
+    out = tmp_path / "table2"
+    readings = [f"--observer={name}={tmp_path / name}" for name in ("O1a", "O1b", "O2", "O3")]
+    assert main(["agreement", *readings, "--test", str(tmp_path / "auto"), "-o", str(out)]) == 0
+    table = pd.read_csv(out / "table2.csv", index_col=0)
+    assert list(table.columns) == ["auto vs. O1a", "auto vs. O1b", "auto vs. O2", "auto vs. O3", "O1a vs. O2", "O1a vs. O3",
+                                   "O1b vs. O2", "O1b vs. O3", "O2 vs. O3", "O1a vs. O1b"]
+    assert table.loc["comparison"].tolist() == ["software vs. observer"] * 4 + ["inter-observer"] * 5 + ["intra-observer"]
+    assert table.loc["lesion_volume_cm3 CCC", "O1a vs. O1b"].startswith("1.000")
+    summary = pd.read_csv(out / "summary.csv").set_index(["test_set", "measure"])
+    assert summary.loc[("O1a vs. O2", "lesion_volume_cm3"), "bias"] == pytest.approx(6 * 6 / 1000)  # one 6 x 6 mm slice
+    per_case = pd.read_csv(out / "per_case.csv").query("test_set == 'auto vs. O3'")
+    ccc = lin_ccc(per_case["ref_lesion_extent_pct"].to_numpy(), per_case["test_lesion_extent_pct"].to_numpy())
+    assert summary.loc[("auto vs. O3", "lesion_extent_pct"), "ccc"] == pytest.approx(ccc[0])
+    assert per_case["ref_lesion_volume_cm3"].tolist() == pytest.approx([0.036 * 3, 0.036 * 3, 0.036 * 6, 0.036 * 6])  # O3 is the reference
+    assert (out / "bland_altman_auto_vs_O1a_lesion_volume_cm3.png").exists()
+    capsys.readouterr()
+    assert main(["agreement", *readings[:1], "--reference", str(tmp_path / "O2"), "-o", str(tmp_path / "x")]) == 2
+    assert "--observer replaces --reference" in capsys.readouterr().err
+    assert main(["agreement", *readings[:1], "-o", str(tmp_path / "x")]) == 2
+    assert "expected at least one --observer and two folders" in capsys.readouterr().err
