@@ -41,6 +41,11 @@ Cons over GGO over LungN; lesion that does not touch LungN still counts, as lesi
 <p><b>Export</b> writes the CLI's case folder: measurements.csv, segmentation.seg.nrrd,
 labels.nii.gz (0/1/2/3), overlay.png, report.pdf, and segmentation.dcm (DICOM SEG) when the CT
 was loaded from DICOM. Automatic results must be checked before clinical use.</p>
+<p><b>Chest radiographs</b>: a frontal radiograph loaded as a one-slice volume is recognised and
+segmented into <b>Lung</b> and <b>Opacity</b> (ground glass and consolidation together, as a
+radiograph cannot tell them apart); the table gives lung and opacity areas (mm² where the image
+has a pixel spacing, else pixels) and opacity % of lung, per side and per upper / middle / lower
+zone (Tang et al. 2020).</p>
 """
 
 
@@ -347,19 +352,23 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
             os.unlink(constraints.name)
         return True
 
-    def _cascade(self, device):
+    def _cascade(self, device, modality="ct"):
+        """The CT cascade, or the radiograph model, loaded once per device."""
         from LungLesionQuantLib.cascade import Cascade
+        from LungLesionQuantLib.radiograph.segment import RadiographNet
 
-        if device not in self._cascades:
-            self._cascades[device] = Cascade(device=device)
-        return self._cascades[device]
+        if (device, modality) not in self._cascades:
+            self._cascades[(device, modality)] = RadiographNet(device=device) if modality == "cxr" else Cascade(device=device)
+        return self._cascades[(device, modality)]
 
     def process(self, inputVolume, device="auto", progress=None):
-        """Segment ``inputVolume``: returns (new segmentation node, new table node, measured)."""
-        from LungLesionQuantLib.scene import segment_volume_node
+        """Segment ``inputVolume`` (a CT, or a radiograph: a one-slice volume the view check calls
+        one): returns (new segmentation node, new table node, measured)."""
+        from LungLesionQuantLib.scene import segment_volume_node, volume_modality
 
         self.ensureDependencies("segment")
-        seg, table, measured = segment_volume_node(slicer.mrmlScene, inputVolume, self._cascade(device), progress)
+        cascade = self._cascade(device, volume_modality(inputVolume).name)
+        seg, table, measured = segment_volume_node(slicer.mrmlScene, inputVolume, cascade, progress)
         seg.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
         return seg, table, measured
 

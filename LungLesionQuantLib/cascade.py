@@ -112,6 +112,8 @@ class StageModel:
 class Cascade:
     """The three stages, loaded once and applied to any number of CTs."""
 
+    modality = "ct"
+
     def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, device: str = "auto",
                  threads: int | None = None, batch_size: int = 8, overrides: dict[str, Path] | None = None,
                  flips: tuple[int, ...] = TTA_FLIPS, hu_prior_weight: float = HU_PRIOR_WEIGHT) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .cascade import DEFAULT_MODEL_DIR, Cascade
+from .radiograph.segment import RadiographNet
 from .figures import new_figure, save_png
 from .pipeline import (MEASUREMENTS_FILE, BatchResult, CaseFailure, CaseOptions, collect, plan_cases, run_case,
                        write_cohort_table)
@@ -37,8 +38,11 @@ class CascadeSpec:
     device: str = "auto"
     threads: int | None = None
     flips: tuple[int, ...] = ()
+    modality: str = "ct"
 
-    def build(self) -> Cascade:
+    def build(self) -> Cascade | RadiographNet:
+        if self.modality == "cxr":
+            return RadiographNet(self.model_dir, device=self.device, threads=self.threads)
         return Cascade(self.model_dir, device=self.device, threads=self.threads, flips=self.flips)
 
 
@@ -102,14 +106,19 @@ def local_client(workers: int):
     return Client(cluster)
 
 
+# Distributions drawn in the cohort report: those of the modalities in the table.
+REPORT_PANELS = {"lesion_extent_pct": "CT lesion extent (% of lung)", "lung_volume_cm3": "CT lung volume (cm³)",
+                 "opacity_pct": "radiograph opacity (% of lung)", "lung_area_mm2": "radiograph lung area (mm²)"}
+
+
 def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> dict[str, Path]:
-    """``cohort_report.png`` (distributions of lesion extent and lung volume over the cohort
-    table) and ``cohort_report.json`` (counts, failed cases with their reasons, the settings)."""
+    """``cohort_report.png`` (distributions of lesion extent and lung volume, or of radiograph
+    opacity and lung area, over the cohort table) and ``cohort_report.json`` (counts, failed cases with their reasons, the settings)."""
     table_path = out_root / MEASUREMENTS_FILE
-    table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=["lesion_extent_pct", "lung_volume_cm3"])
-    fig = new_figure(figsize=(9, 3.8))
-    for ax, column, label in zip(fig.subplots(1, 2), ("lesion_extent_pct", "lung_volume_cm3"),
-                                 ("lesion extent (% of lung)", "lung volume (cm³)")):
+    table = pd.read_csv(table_path) if table_path.exists() else pd.DataFrame(columns=list(REPORT_PANELS)[:2])
+    panels = {c: label for c, label in REPORT_PANELS.items() if c in table and table[c].notna().any()} or dict(list(REPORT_PANELS.items())[:2])
+    fig = new_figure(figsize=(4.5 * len(panels), 3.8))
+    for ax, (column, label) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels.items()):
         values = pd.to_numeric(table[column], errors="coerce").dropna().to_numpy() if column in table else np.array([])
         if values.size:
             ax.hist(values, bins=min(30, max(5, values.size)), color="#4c72b0")

@@ -15,6 +15,9 @@ import SimpleITK as sitk
 from .errors import InputError
 from .input_checks import check_dicom_series, check_file, check_slice_image, validate_ct
 from .preprocessing import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
+from .radiograph.view import NOT_CT
+from .radiograph.reading import RADIOGRAPH_MODALITIES
+from .radiograph.view import radiograph_probability
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -106,7 +109,8 @@ def _read_volume_file(path: Path) -> LoadedCT:
     if path.name.lower().endswith(DICOM_SUFFIXES):
         modality = _dicom_tag(str(path), "0008|0060").strip().upper()
         if modality and modality != "CT":
-            raise InputError(f"{path}: found DICOM of modality {modality}; expected CT")
+            hint = " (a radiograph: pass --modality cxr)" if modality in RADIOGRAPH_MODALITIES else ""
+            raise InputError(f"{path}: found DICOM of modality {modality}{hint}; expected CT")
         kind, files = "dicom", [str(path)]
     _check_scalar(image, path)
     if image.GetDimension() == 2:
@@ -133,6 +137,10 @@ def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
         grey = channels[..., 0]
     if grey.ndim != 2:
         raise InputError(f"{path}: found an image of shape {grey.shape}; expected a single 2D slice")
+    p_radiograph = radiograph_probability(grey)
+    if p_radiograph >= NOT_CT:
+        raise InputError(f"{path}: looks like a chest radiograph (view check: p {p_radiograph:.2f}), not a CT slice; "
+                         "expected an axial CT slice (for a radiograph, pass --modality cxr)")
     warnings = []
     if window is None:
         window = estimate_grey_window(grey)

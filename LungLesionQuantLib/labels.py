@@ -11,6 +11,10 @@ BACKGROUND = 0
 LUNG_NORMAL = 1
 GGO = 2
 CONS = 3
+# Chest radiographs: ground glass and consolidation are not told apart on a projection image,
+# so one opacity label, numbered apart from the CT labels so that a map can never be misread.
+LUNG_FIELD = 1
+OPACITY = 4
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,13 @@ SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec(LUNG_NORMAL, "LungN", (0.50, 0.30, 0.75), _ANATOMY, ("SCT", "39607008", "Lung")),
     SegmentSpec(GGO, "GGO", (0.20, 0.80, 0.20), _MORPH, ("DCM", "112120", "Ground glass opacity")),
     SegmentSpec(CONS, "Cons", (1.00, 0.90, 0.10), _MORPH, ("SCT", "95436008", "Lung consolidation")),
+)
+
+
+# Radiographs: the lung field (without opacity) and opacity (DICOM CID 6104, DCM 112001 "Opacity").
+RADIOGRAPH_SEGMENTS: tuple[SegmentSpec, ...] = (
+    SegmentSpec(LUNG_FIELD, "Lung", (0.50, 0.30, 0.75), _ANATOMY, ("SCT", "39607008", "Lung")),
+    SegmentSpec(OPACITY, "Opacity", (1.00, 0.55, 0.10), _MORPH, ("DCM", "112001", "Opacity")),
 )
 
 

@@ -66,8 +66,9 @@ def _style_segment(segment, spec: SegmentSpec) -> None:
     segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology_entry())
 
 
-def segmentation_node(scene, labelmap_node, reference_node, name: str):
-    """A segmentation node with segments LungN, GGO and Cons from a 0/1/2/3 label map node.
+def segmentation_node(scene, labelmap_node, reference_node, name: str, segments: tuple[SegmentSpec, ...] = SEGMENTS):
+    """A segmentation node with ``segments`` (LungN, GGO and Cons from a 0/1/2/3 label map node
+    by default; Lung and Opacity for radiographs).
 
     Every segment exists even when its label is absent (then it is empty), so scripts and
     the Segment Editor always find the three by name.
@@ -78,7 +79,7 @@ def segmentation_node(scene, labelmap_node, reference_node, name: str):
         raise RuntimeError(f"could not import label map {labelmap_node.GetName()} into a segmentation")
     segmentation = seg_node.GetSegmentation()
     by_value = {segmentation.GetSegment(sid).GetLabelValue(): sid for sid in segmentation.GetSegmentIDs()}
-    for spec in SEGMENTS:
+    for spec in segments:
         if spec.value in by_value:
             _style_segment(segmentation.GetSegment(by_value[spec.value]), spec)
         else:
@@ -88,19 +89,19 @@ def segmentation_node(scene, labelmap_node, reference_node, name: str):
     return seg_node
 
 
-def find_segment_ids(seg_node) -> dict[str, str | None]:
-    """Segment id for each of LungN / GGO / Cons, found by terminology code, else by name.
+def find_segment_ids(seg_node, segments: tuple[SegmentSpec, ...] = SEGMENTS) -> dict[str, str | None]:
+    """Segment id for each of ``segments`` (LungN / GGO / Cons), found by terminology code, else by name.
 
     Position is never used: a user may reorder, add or delete segments in the Segment Editor.
     """
     segmentation = seg_node.GetSegmentation()
-    segments = []
+    found = []
     for sid in segmentation.GetSegmentIDs():
         segment = segmentation.GetSegment(sid)
         tag = vtk.mutable("")
         code = terminology_type_code(str(tag)) if segment.GetTag(segment.GetTerminologyEntryTagName(), tag) else None
-        segments.append((sid, code, segment.GetName()))
-    return {spec.name: find_segment(spec, segments) for spec in SEGMENTS}
+        found.append((sid, code, segment.GetName()))
+    return {spec.name: find_segment(spec, found) for spec in segments}
 
 
 def table_node(scene, rows: list[dict], name: str, node=None):

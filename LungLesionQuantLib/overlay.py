@@ -1,4 +1,5 @@
-"""The overlay montage: axial lung-window slices with LungN, GGO and Cons drawn over them."""
+"""The overlay montage: axial lung-window slices with LungN, GGO and Cons drawn over them (or a
+radiograph with its lung and opacity)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from .figures import new_figure, save_png
-from .labels import SEGMENTS
-from .preprocessing import hu_to_unit
+from .labels import SEGMENTS, SegmentSpec
 
 ALPHA = 0.45
 
@@ -28,31 +28,33 @@ def pick_slices(labels: np.ndarray, count: int) -> list[int]:
     return sorted(set(chosen))
 
 
-def render_rgb(hu_slice: np.ndarray, label_slice: np.ndarray) -> np.ndarray:
-    """One slice as RGB floats: lung-window grey with the segment colours blended in."""
-    grey = hu_to_unit(hu_slice)
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    for spec in SEGMENTS:
+def render_rgb(unit_slice: np.ndarray, label_slice: np.ndarray, segments: tuple[SegmentSpec, ...] = SEGMENTS) -> np.ndarray:
+    """One slice as RGB floats: its display grey in [0, 1] with the segment colours blended in."""
+    rgb = np.repeat(np.asarray(unit_slice, np.float32)[..., None], 3, axis=2)
+    for spec in segments:
         mask = label_slice == spec.value
         rgb[mask] = (1 - ALPHA) * rgb[mask] + ALPHA * np.array(spec.color)
     return rgb
 
 
-def write_overlay(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float],
-                  path: Path, title: str, count: int = 8) -> None:
-    """Write a PNG montage of up to ``count`` axial slices (radiological orientation)."""
+def write_overlay(units: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float],
+                  path: Path, title: str, count: int = 8, segments: tuple[SegmentSpec, ...] = SEGMENTS) -> None:
+    """Write a PNG montage of up to ``count`` axial slices (radiological orientation) of display
+    grey ``units`` in [0, 1] (a one-slice image, a radiograph, is drawn larger)."""
     slices = pick_slices(labels, count)
     cols = min(4, len(slices))
     nrows = int(np.ceil(len(slices) / cols))
     aspect = spacing_xyz[1] / spacing_xyz[0]
-    fig = new_figure(figsize=(3.2 * cols, 3.2 * nrows * min(2.0, aspect * hu.shape[1] / hu.shape[2]) + 0.6))
+    side = 3.2 if units.shape[0] > 1 else 6.4
+    fig = new_figure(figsize=(side * cols, side * nrows * min(2.0, aspect * units.shape[1] / units.shape[2]) + 0.6))
     axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, z in zip(axes.ravel(), slices):
-        ax.imshow(render_rgb(hu[z], labels[z]), aspect=aspect, interpolation="nearest")
-        ax.set_title(f"slice {z + 1}/{hu.shape[0]}", fontsize=8)
-    handles = [Patch(color=s.color, label=s.name) for s in SEGMENTS]
+        ax.imshow(render_rgb(units[z], labels[z], segments), aspect=aspect, interpolation="nearest")
+        if units.shape[0] > 1:
+            ax.set_title(f"slice {z + 1}/{units.shape[0]}", fontsize=8)
+    handles = [Patch(color=s.color, label=s.name) for s in segments]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))

@@ -26,11 +26,13 @@ from .errors import InputError, LungLesionQuantError, OutputExistsError
 from .exports import write_segmentation, write_table, write_volume
 from .methods import methods_text
 from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
-from .plausibility import lung_warnings
-from .preprocessing import GreyWindow
+from .modalities import CT, CXR, Modality, modality_of
+from .preprocessing import GreyWindow, hu_to_unit
 from .overlay import write_overlay
+from .radiograph.preprocessing import to_unit
+from .radiograph.reading import read_radiograph
 from .report import write_report
-from .quantify import measure_image, measurement_columns
+from .quantify import measurement_columns
 
 LABELS_FILE = "labels.nii.gz"
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
@@ -106,6 +108,7 @@ class CaseOutputs:
     warnings: list[str] = field(default_factory=list)
     report: bool = False
     dicom_files: list[str] = field(default_factory=list)
+    modality: Modality = CT
 
 
 def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: Path, source: str = "",
@@ -123,15 +126,16 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
             return write_case(case, ct_image, outputs, out_dir, source, overwrite, inference, extra_provenance, own_stage)
     start = time.time()
     recorded = existing_results(out_dir, overwrite)
-    row = {"case": case, **measure_image(outputs.label_image)}
+    modality = outputs.modality
+    row = {"case": case, **modality.measure(outputs.label_image)}
     findings = findings_of(outputs.label_image)
-    warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + lung_warnings(outputs.label_image)))
+    warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + modality.warnings(outputs.label_image)))
     scene, seg_node = outputs.scene, outputs.seg_node
     if seg_node is None:
         scene = mrml.new_scene()
         ct_node = mrml.volume_node(scene, ct_image, case)
         seg_node = mrml.segmentation_node(scene, mrml.volume_node(scene, outputs.label_image, f"{case}_labels", labelmap=True),
-                                          ct_node, f"{case}_segmentation")
+                                          ct_node, f"{case}_segmentation", modality.segments)
     label_node = mrml.volume_node(scene, outputs.label_image, f"{case}_labels_export", labelmap=True)
     written = [write_volume(label_node, stage.path(LABELS_FILE)), write_segmentation(seg_node, stage.path(SEGMENTATION_FILE))]
     scene.RemoveNode(label_node)
@@ -140,10 +144,13 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     scene.RemoveNode(table)
     ct_lps, label_lps = to_lps(ct_image), to_lps(outputs.label_image)
     hu, labels, spacing = sitk.GetArrayViewFromImage(ct_lps), sitk.GetArrayViewFromImage(label_lps), ct_lps.GetSpacing()
-    title = f"{case}: lung {row['lung_volume_cm3']:.0f} cm³, lesion extent {row['lesion_extent_pct']:.1f} % (GGO {row['GGO_extent_pct']:.1f} %, Cons {row['Cons_extent_pct']:.1f} %)"
-    write_overlay(hu, labels, spacing, stage.path(OVERLAY_FILE), title)
+    title = f"{case}: {modality.headline(row)}"
+    units = hu_to_unit(hu) if modality is CT else to_unit(hu)
+    write_overlay(units, labels, spacing, stage.path(OVERLAY_FILE), title, segments=modality.segments)
     written.append(stage.path(OVERLAY_FILE))
-    if outputs.dicom_files:
+    if modality is not CT and (outputs.dicom_files or outputs.report):
+        warnings.append("report.pdf and DICOM SEG are written for CT only; the radiograph's results are in the other files")
+    elif outputs.dicom_files:
         from .dicom_seg import dicom_seg_unavailable, write_dicom_seg  # highdicom: only for DICOM SEG
 
         unavailable = dicom_seg_unavailable()
@@ -151,7 +158,7 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
             warnings.append(unavailable)
         else:
             written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
-    if outputs.report:
+    if outputs.report and modality is CT:
         methods = methods_text(inference) if inference else ""
         written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings, methods))
     edited = edited_files(out_dir, recorded)
@@ -159,7 +166,7 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     notes = [f"{name} had been changed since it was written (or its record could not be read); kept as {backup_name(name, stamp)}"
              for name in edited]
     provenance = {
-        "tool": "LungLesionQuant", "version": __version__, "input": source,
+        "tool": "LungLesionQuant", "version": __version__, "modality": modality.name, "input": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "models": (inference or {}).get("models", {}),
         "inference": (inference or {}).get("settings", {}),
         "lung_rules_cm3": findings.get("lung_rules_cm3", {}), **(extra_provenance or {}),
@@ -178,17 +185,20 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
                  progress: Progress | None = None, report: bool = False, dicom_seg: bool = False,
                  window: GreyWindow | None = None) -> CaseResult:
     """Read, segment, measure and write one case into ``out_root/<case>/`` (``window``: the HU
-    window of 8-bit slice input, when known). The case folder is locked, checked writable and
-    checked for earlier results before the slow part."""
+    window of 8-bit slice input, when known). ``cascade`` is the CT cascade or the radiograph
+    model (:class:`~.radiograph.segment.RadiographNet`); the input is read as its modality. The
+    case folder is locked, checked writable and checked for earlier results before the slow part."""
     start = time.time()
     case = case_name(path)
     out_dir = out_root / case
+    modality = modality_of(cascade)
     with CaseStage(out_dir) as stage:
         existing_results(out_dir, overwrite)
-        loaded = read_ct(path, window)
+        loaded = read_radiograph(path) if modality is CXR else read_ct(path, window)
         outputs = CaseOutputs(cascade.apply(loaded.image, progress), warnings=list(loaded.warnings), report=report,
-                              dicom_files=loaded.dicom_files if dicom_seg else [])
-        extra = {"window": {"width_hu": loaded.window.width, "level_hu": loaded.window.level, "source": loaded.window.source}} if loaded.window else {}
+                              dicom_files=loaded.dicom_files if dicom_seg else [], modality=modality)
+        extra = {"window": {"width_hu": loaded.window.width, "level_hu": loaded.window.level, "source": loaded.window.source}} \
+            if getattr(loaded, "window", None) else {}
         result = write_case(case, loaded.image, outputs, out_dir, f"{loaded.source} ({loaded.note})", overwrite,
                             cascade.provenance(), extra, stage)
     result.notes.insert(0, loaded.note)
@@ -197,10 +207,13 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
 
 
 def write_cohort_table(out_root: Path) -> Path:
-    """``OUT/measurements.csv``: one row for every case folder of OUT that has measurements."""
+    """``OUT/measurements.csv``: one row for every case folder of OUT that has measurements (the
+    columns of every modality present: CT columns first, then radiograph columns)."""
     frames = [pd.read_csv(p) for p in sorted(out_root.glob(f"*/{MEASUREMENTS_FILE}"))]
+    present = set().union(*(f.columns for f in frames)) if frames else set()
+    columns = [c for modality in (CT, CXR) for c in modality.columns() if c in present] or measurement_columns()
     rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
-    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in measurement_columns()}} for r in rows]
+    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns}} for r in rows]
     scene = mrml.new_scene()
     return write_table(mrml.table_node(scene, rows, "measurements"), out_root / MEASUREMENTS_FILE)
 

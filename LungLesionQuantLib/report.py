@@ -11,6 +11,7 @@ from .atomic import atomic_path
 from .figures import new_figure
 from .labels import SEGMENTS
 from .overlay import pick_slices, render_rgb
+from .preprocessing import hu_to_unit
 
 _ROWS = (("Lung", "lung_volume_cm3", None), ("Normal lung (LungN)", "LungN_volume_cm3", None),
          ("Ground glass (GGO)", "GGO_volume_cm3", "GGO_extent_pct"), ("Consolidation (Cons)", "Cons_volume_cm3", "Cons_extent_pct"),
@@ -43,7 +44,7 @@ def write_report(hu: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, f
     aspect = spacing_xyz[1] / spacing_xyz[0]
     for i, z in enumerate(slices):
         ax = fig.add_axes((0.03 + (i % 4) * 0.24, 0.70 - (i // 4) * 0.24, 0.22, 0.22))
-        ax.imshow(render_rgb(hu[z], labels[z]), aspect=aspect, interpolation="nearest")
+        ax.imshow(render_rgb(hu_to_unit(hu[z]), labels[z]), aspect=aspect, interpolation="nearest")
         ax.set_title(f"slice {z + 1}/{hu.shape[0]}", fontsize=7)
         ax.axis("off")
     fig.legend(handles=[Patch(color=s.color, label=s.name) for s in SEGMENTS], loc="upper center",

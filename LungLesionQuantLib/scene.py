@@ -27,12 +27,13 @@ from scipy import ndimage
 
 from . import mrml
 from .cascade import Cascade, Progress, findings_of
+from .errors import InputError
 from .input_checks import validate_ct
-from .labels import SEGMENTS
+from .labels import RADIOGRAPH_SEGMENTS, SegmentSpec
+from .modalities import CT, CXR, Modality, modality_of
 from .overlap import LABEL_GROUPS, compare
 from .pipeline import CaseOutputs, CaseResult, safe_case_name, write_case
-from .plausibility import lung_warnings
-from .quantify import measure_image
+from .radiograph.view import radiograph_probability
 
 
 @dataclass
@@ -44,8 +45,27 @@ class Measured:
     warnings: list[str]
 
 
+def volume_modality(volume_node) -> Modality:
+    """CXR for a one-slice volume that the view gate calls a radiograph, else CT (a radiograph
+    loaded in Slicer is a one-slice volume, like a CT slice exported as PNG)."""
+    image = mrml.image_from_volume_node(volume_node)
+    if image.GetDimension() == 3 and image.GetSize()[2] == 1:
+        grey = sitk.GetArrayViewFromImage(image)[0]
+        if np.ptp(grey) > 0 and radiograph_probability(grey) >= 0.5:
+            return CXR
+    return CT
+
+
+def _validate(image: sitk.Image, modality: Modality, source: str) -> None:
+    if modality is CT:
+        validate_ct(image, source)
+    elif image.GetSize()[2] != 1 or not np.isfinite(sitk.GetArrayViewFromImage(image)).all():
+        raise InputError(f"{source}: found {image.GetSize()[2]} slices or non-finite values; expected one radiograph (a one-slice volume)")
+
+
 def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress | None = None):
-    """Segment a CT volume node; returns (new segmentation node, new table node, Measured).
+    """Segment a CT volume node (or, with the radiograph model as ``cascade``, a radiograph);
+    returns (new segmentation node, new table node, Measured).
 
     ``progress(stage, done, total)`` hears of reading the volume, each network, the
     post-processing and the node creation; raising in it cancels, leaving the scene as it was.
@@ -54,12 +74,14 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
     name = volume_node.GetName()
     report("reading the volume", 0, 1)
     image = mrml.image_from_volume_node(volume_node)
-    validate_ct(image, f"volume '{name}'")
+    modality = modality_of(cascade)
+    _validate(image, modality, f"volume '{name}'")
     report("reading the volume", 1, 1)
     label_image = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
     report("creating the segmentation", 0, 1)
     label_node = mrml.volume_node(scene, label_image, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
-    seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"))
+    seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"),
+                                      modality.segments)
     scene.RemoveNode(label_node)
     table, measured = measure_segmentation(scene, seg_node, volume_node)
     measured.warnings[:0] = findings_of(label_image).get("warnings", [])
@@ -78,15 +100,24 @@ def _segment_mask(seg_node, segment_id: str, reference_node) -> np.ndarray:
     return mask
 
 
-def labels_from_segmentation(seg_node, reference_node) -> tuple[sitk.Image, list[str]]:
-    """The 0/1/2/3 label image of a segmentation node on the reference volume's grid."""
+def segmentation_modality(seg_node) -> Modality:
+    """CXR for a segmentation with an Opacity segment and neither GGO nor Cons, else CT."""
+    ct_ids = mrml.find_segment_ids(seg_node)
+    cxr_ids = mrml.find_segment_ids(seg_node, RADIOGRAPH_SEGMENTS)
+    return CXR if cxr_ids["Opacity"] and not (ct_ids["GGO"] or ct_ids["Cons"]) else CT
+
+
+def labels_from_segmentation(seg_node, reference_node, segments: tuple[SegmentSpec, ...] | None = None) -> tuple[sitk.Image, list[str]]:
+    """The label image (0/1/2/3, or 0/1/4 for a radiograph's segments) of a segmentation node on
+    the reference volume's grid; ``segments`` default to those of :func:`segmentation_modality`."""
+    segments = segments or segmentation_modality(seg_node).segments
     reference = mrml.image_from_volume_node(reference_node)
     voxel_cm3 = float(np.prod(reference.GetSpacing())) / 1000.0
     shape = sitk.GetArrayViewFromImage(reference).shape
-    ids = mrml.find_segment_ids(seg_node)
+    ids = mrml.find_segment_ids(seg_node, segments)
     warnings = []
     masks = {}
-    for spec in SEGMENTS:
+    for spec in segments:
         if ids[spec.name] is None:
             warnings.append(f"segment {spec.name} is missing: counted as empty")
             masks[spec.value] = np.zeros(shape, bool)
@@ -94,18 +125,20 @@ def labels_from_segmentation(seg_node, reference_node) -> tuple[sitk.Image, list
             masks[spec.value] = _segment_mask(seg_node, ids[spec.name], reference_node)
     count = sum(m.astype(np.uint8) for m in masks.values())
     if (count > 1).any():
-        warnings.append(f"{(count > 1).sum() * voxel_cm3:.2f} cm³ lie in more than one segment: counted once (Cons over GGO over LungN)")
+        order = " over ".join(spec.name for spec in reversed(segments))
+        warnings.append(f"{(count > 1).sum() * voxel_cm3:.2f} cm³ lie in more than one segment: counted once ({order})")
     labels = np.zeros(shape, np.uint8)
-    for spec in SEGMENTS:  # ascending value: later (higher) labels win overlaps
+    for spec in segments:  # ascending value: later (higher) labels win overlaps
         labels[masks[spec.value]] = spec.value
-    lesion = labels >= 2
+    base = segments[0]
+    lesion = labels > base.value
     full = np.ones((3, 3, 3), bool)
     regions, n = ndimage.label(lesion, structure=full)
     if n:
-        touching = np.unique(regions[ndimage.binary_dilation(labels == 1, structure=full) & lesion])
+        touching = np.unique(regions[ndimage.binary_dilation(labels == base.value, structure=full) & lesion])
         outside = lesion & ~np.isin(regions, touching[touching > 0])
         if outside.any():
-            warnings.append(f"{outside.sum() * voxel_cm3:.2f} cm³ of lesion do not touch LungN (outside the lung?): counted as lesion and lung")
+            warnings.append(f"{outside.sum() * voxel_cm3:.2f} cm³ of lesion do not touch {base.name} (outside the lung?): counted as lesion and lung")
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(reference)
     return image, warnings
@@ -113,9 +146,10 @@ def labels_from_segmentation(seg_node, reference_node) -> tuple[sitk.Image, list
 
 def measure_segmentation(scene, seg_node, reference_node, table_node=None):
     """Measure a segmentation as it is now; fills ``table_node`` (or a new one). Returns (table, Measured)."""
-    label_image, warnings = labels_from_segmentation(seg_node, reference_node)
-    warnings += lung_warnings(label_image)
-    row = {"case": reference_node.GetName(), **measure_image(label_image)}
+    modality = segmentation_modality(seg_node)
+    label_image, warnings = labels_from_segmentation(seg_node, reference_node, modality.segments)
+    warnings += modality.warnings(label_image)
+    row = {"case": reference_node.GetName(), **modality.measure(label_image)}
     table_node = mrml.table_node(scene, [row], scene.GenerateUniqueName(f"{reference_node.GetName()} measurements"), table_node)
     return table_node, Measured(label_image, row, warnings)
 
@@ -124,9 +158,10 @@ def export_segmentation(scene, seg_node, reference_node, folder: Path, case: str
                         dicom_files: list[str] | None = None, overwrite: bool = False) -> CaseResult:
     """Write ``folder/<case>/`` as the CLI does, from the node as edited, plus ``report.pdf`` and DICOM SEG."""
     case = safe_case_name(case or reference_node.GetName())
-    label_image, warnings = labels_from_segmentation(seg_node, reference_node)
-    outputs = CaseOutputs(label_image, scene=scene, seg_node=seg_node, warnings=warnings, report=True,
-                          dicom_files=list(dicom_files or []))
+    modality = segmentation_modality(seg_node)
+    label_image, warnings = labels_from_segmentation(seg_node, reference_node, modality.segments)
+    outputs = CaseOutputs(label_image, scene=scene, seg_node=seg_node, warnings=warnings, report=modality is CT,
+                          dicom_files=list(dicom_files or []) if modality is CT else [], modality=modality)
     return write_case(case, mrml.image_from_volume_node(reference_node), outputs, Path(folder) / case,
                       source=f"volume node '{reference_node.GetName()}'", overwrite=overwrite)
 

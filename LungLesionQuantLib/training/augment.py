@@ -26,6 +26,9 @@ class AugmentConfig:
     window_scale: tuple[float, float] = (0.8, 1.25)
     gamma: tuple[float, float] = (0.6, 1.6)
     noise_std: float = 0.04
+    # Allowed flips/transposes as codes of :func:`_dihedral` (bit 0: left-right, bit 1: up-down,
+    # bit 2: transpose). CT slices: all eight; radiographs are always upright: left-right only.
+    dihedral: tuple[int, ...] = tuple(range(8))
 
 
 def _dihedral(t: torch.Tensor, code: int) -> torch.Tensor:
@@ -45,7 +48,7 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 def augment(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch: image (B, 1, S, S) in [0, 1], label (B, 1, S, S) integer classes."""
     b, device = image.shape[0], image.device
-    codes = torch.randint(0, 8, (b,), generator=gen).tolist()
+    codes = [cfg.dihedral[i] for i in torch.randint(0, len(cfg.dihedral), (b,), generator=gen).tolist()]
     image = torch.stack([_dihedral(image[i], c) for i, c in enumerate(codes)])
     label = torch.stack([_dihedral(label[i], c) for i, c in enumerate(codes)])
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
+from monai.losses import DiceCELoss, DiceFocalLoss
 
 from .augment import AugmentConfig, augment, perturb_mask, random_patch
 from .network import build_unet, export_onnx
@@ -36,6 +36,10 @@ class StageSpec:
     lr: float = 2e-3
     batch: int = 16
     patch: int | None = None
+    preprocessing: str = "lung-window-unit-v1"
+    loss: str = "dice-ce"
+    # bf16 autocast on the CPU too (1.5x faster a step on AVX-512 BF16); the loss stays float32.
+    cpu_bf16: bool = False
 
 
 LUNG_SIZE = 192
@@ -84,13 +88,17 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
     gen = torch.Generator().manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_unet(spec.in_channels, len(spec.classes)).to(device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, weight=torch.tensor(spec.ce_weight, device=device))
+    weight = torch.tensor(spec.ce_weight, device=device)
+    if spec.loss == "dice-focal":  # Tang et al. 2020: Dice loss plus focal loss
+        loss_fn = DiceFocalLoss(to_onehot_y=True, softmax=True, batch=True, weight=weight)
+    else:
+        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, weight=weight)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=spec.steps, pct_start=0.15)
     start, losses = time.time(), []
     model.train()
     # On a GPU: augmentation on its tensors, convolutions in bfloat16 (the loss in float32).
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or spec.cpu_bf16)
     for step in range(spec.steps):
         image, label = _batch(pools, spec.batch, gen)
         image, label = augment(image.to(device), label.to(device), spec.augment, gen)
@@ -110,12 +118,13 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
             log(f"{out.name} step {step + 1}/{spec.steps} loss {np.mean(losses[-50:]):.4f} {time.time() - start:.0f}s")
     size = int(pools[0].images.shape[-1])
     record = {"stage": spec.name, "classes": spec.classes, "in_channels": spec.in_channels, "input_size": size,
-              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "seed": seed, "device": str(device),
+              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "loss": spec.loss, "seed": seed, "device": str(device),
               "seconds": round(time.time() - start, 1), "final_loss": round(float(np.mean(losses[-50:])), 4),
               "augment": asdict(spec.augment), "pools": [{"slices": len(p.images), "share": p.share} for p in pools]}
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model.cpu(), out, spec.in_channels, size, {"llq_stage": spec.name, "llq_classes": spec.classes,
-                                                            "llq_input_size": size, "llq_preprocessing": "lung-window-unit-v1"})
+                                                            "llq_input_size": size, "llq_preprocessing": spec.preprocessing})
+    torch.save(model.state_dict(), out.with_suffix(".pt"))  # for ensembles of fold models
     out.with_suffix(".train.json").write_text(json.dumps(record, indent=2))
     return record
 

@@ -1,0 +1,86 @@
+"""The radiograph network applied: lung fields and opacity on one frontal chest radiograph.
+
+The network (:mod:`..training.radiographs`: an ensemble of five cross-validation fold models
+in one ONNX graph) sees the whole radiograph resized to 256×256; its probabilities are resized
+back to the radiograph's own grid. Then: the lung is lung ∪ opacity, kept to the two largest
+regions (the two lungs; a region under a tenth of the largest is a speck), holes filled; the
+opacity is kept within that lung.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..cascade import Progress, StageModel, providers_for
+from ..errors import LungLesionQuantError
+from ..labels import LUNG_FIELD, OPACITY
+from ..resources import MODEL_DIR
+from .preprocessing import PREPROCESSING_ID, network_input, resize
+
+MODEL_FILE = "radiograph.onnx"
+MIN_LUNG_SHARE = 0.1  # of the largest lung region
+
+
+class RadiographNet:
+    """The radiograph model, loaded once and applied to any number of radiographs."""
+
+    modality = "cxr"
+
+    def __init__(self, model_dir: Path | str = MODEL_DIR, device: str = "auto", threads: int | None = None,
+                 path: Path | None = None) -> None:
+        self.path = Path(path) if path else Path(model_dir) / MODEL_FILE
+        self.model = StageModel.load(self.path, providers_for(device), threads)
+        meta = self.model.session.get_modelmeta().custom_metadata_map
+        if meta.get("llq_preprocessing") != PREPROCESSING_ID or self.model.classes != ["background", "lung", "opacity"]:
+            raise LungLesionQuantError(f"model file {self.path} is not a radiograph model (preprocessing "
+                                       f"{meta.get('llq_preprocessing')}, classes {self.model.classes}); expected {MODEL_FILE} "
+                                       "as LungLesionQuant's radiograph training writes it")
+
+    def provenance(self) -> dict:
+        """What produced a result, recorded with it: the model file's SHA-256 and the settings."""
+        return {"models": {"radiograph": hashlib.sha256(self.path.read_bytes()).hexdigest()},
+                "settings": {"modality": "cxr", "input_size": self.model.size, "preprocessing": PREPROCESSING_ID}}
+
+    def probabilities(self, grey: np.ndarray) -> np.ndarray:
+        """Background / lung / opacity probabilities (3, H, W) of a radiograph (H, W)."""
+        probs = self.model.probabilities(network_input(grey), 1)
+        return resize(probs, grey.shape)[0]
+
+    def labels(self, grey: np.ndarray) -> np.ndarray:
+        """The 0 / 1 (lung) / 4 (opacity) label map of a radiograph (H, W)."""
+        classes = self.probabilities(grey).argmax(axis=0)
+        lung = _two_lungs(classes > 0)
+        labels = np.zeros(grey.shape, np.uint8)
+        labels[lung] = LUNG_FIELD
+        labels[lung & (classes == 2)] = OPACITY
+        return labels
+
+    def apply(self, image: sitk.Image, progress: Progress | None = None) -> sitk.Image:
+        """The label image of a one-slice radiograph image, on its grid."""
+        grey = sitk.GetArrayViewFromImage(image)
+        if grey.ndim == 3:
+            if grey.shape[0] != 1:
+                raise LungLesionQuantError(f"found {grey.shape[0]} slices; expected a radiograph (one slice)")
+            grey = grey[0]
+        if progress:
+            progress("radiograph", 0, 1)
+        labels = self.labels(np.asarray(grey, np.float32))
+        if progress:
+            progress("radiograph", 1, 1)
+        out = sitk.GetImageFromArray(labels.reshape(sitk.GetArrayViewFromImage(image).shape))
+        out.CopyInformation(image)
+        return out
+
+
+def _two_lungs(mask: np.ndarray) -> np.ndarray:
+    regions, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    sizes = ndimage.sum_labels(mask, regions, index=np.arange(1, n + 1))
+    order = np.argsort(sizes)[::-1][:2]
+    keep = [k + 1 for k in order if sizes[k] >= MIN_LUNG_SHARE * sizes[order[0]]]
+    return ndimage.binary_fill_holes(np.isin(regions, keep))
