@@ -12,7 +12,10 @@ from tqdm import tqdm
 from .cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
 from .errors import InputError, LungLesionQuantError, OutputError
 from .cohort import write_cohort_report
+from .modalities import MODALITIES
 from .pipeline import BatchResult, CaseOptions, segment_batch
+from .radiograph.reading import is_dicom_radiograph
+from .radiograph.segment import RadiographNet
 from .preprocessing import GreyWindow
 
 INTERRUPTED = 130  # the shell's status for Ctrl-C
@@ -26,16 +29,16 @@ def _output_folder(path: Path | None) -> None:
 
 def _segment(args: argparse.Namespace) -> int:
     _output_folder(args.output)
+    args.modality = _modality(args.modality, args.inputs)
     options = CaseOptions(args.overwrite, args.report, args.dicom_seg, args.window, args.resume)
     if args.workers or args.scheduler:
         batch = _segment_on_dask(args, options)
     else:
         batch = _segment_serially(args, options)
     results, failures = batch.results, batch.failures
+    modality = MODALITIES[args.modality]
     for r in results:
-        m = r.measurements
-        print(f"ok      {r.case}: lung {m['lung_volume_cm3']:.0f} cm3, GGO {m['GGO_extent_pct']:.1f} %, "
-              f"Cons {m['Cons_extent_pct']:.1f} %, lesion {m['lesion_extent_pct']:.1f} % ({r.seconds:.1f} s) -> {r.out_dir}")
+        print(f"ok      {r.case}: {modality.headline(r.measurements)} ({r.seconds:.1f} s) -> {r.out_dir}")
         for note in r.notes[1:]:
             print(f"        note: {note}")
         for warning in r.warnings:
@@ -47,7 +50,7 @@ def _segment(args: argparse.Namespace) -> int:
     if batch.not_done:
         print(f"INTERRUPTED: {len(batch.not_done)} case(s) not done: {', '.join(batch.not_done)}")
     if results or batch.skipped or failures:
-        settings = {"inputs": len(args.inputs), "workers": args.workers, "scheduler": args.scheduler, "retries": args.retries,
+        settings = {"modality": args.modality, "inputs": len(args.inputs), "workers": args.workers, "scheduler": args.scheduler, "retries": args.retries,
                     "resume": args.resume, "overwrite": args.overwrite, "tta": args.tta, "device": args.device,
                     "window": args.window.describe() if args.window else None, "models": str(args.models)}
         write_cohort_report(args.output, batch, settings)
@@ -97,7 +100,7 @@ def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchRes
     else:
         client = local_client(args.workers)
         threads = args.threads or threads_per_worker(args.workers)
-    spec = CascadeSpec(str(args.models), args.device, threads, LEFT_RIGHT if args.tta else ())
+    spec = CascadeSpec(str(args.models), args.device, threads, LEFT_RIGHT if args.tta else (), args.modality)
     print(f"Dask: {len(client.scheduler_info().get('workers', {}))} workers; dashboard {client.dashboard_link}", file=sys.stderr)
     bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
     try:
@@ -226,6 +229,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, format_summary, summarise, write_evaluation
 
     _output_folder(args.output)
+    args.modality = args.modality or "ct"
+    if args.modality == "cxr":
+        return _evaluate_radiographs(args)
+    if args.labels is None:
+        raise InputError("evaluate: no --labels given; expected --labels DIR with the reference label files (or --modality cxr with mask folders)")
     cascade = _cascade(args)
     bar = tqdm(unit="case", file=sys.stderr, dynamic_ncols=True, delay=0.5)  # silent if the folders are refused
 
@@ -252,8 +260,43 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
-def _cascade(args: argparse.Namespace) -> Cascade:
+def _evaluate_radiographs(args: argparse.Namespace) -> int:
+    from .radiograph.evaluation import evaluate_radiographs, summarise_radiographs
+
+    net = _cascade(args)
+    bar = tqdm(unit="radiograph", file=sys.stderr, dynamic_ncols=True, delay=0.5)
+    result = evaluate_radiographs(args.images, net, args.lung_masks, args.opacity_masks, lambda case: bar.update(1))
+    bar.close()
+    for line in result.unmatched:
+        print(f"unmatched {line}")
+    for line in result.failures:
+        print(f"FAILED  {line}")
+    if result.per_image.empty:
+        raise InputError(f"no radiograph of {args.images} could be scored; expected radiographs and masks with matching names")
+    summary = summarise_radiographs(result.per_image)
+    print("Tang et al. 2020 (4.1): overlap on radiographs with opacity; false opacity % of lung on radiographs without")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        result.per_image.to_csv(args.output / "per_image.csv", index=False)
+        summary.to_csv(args.output / "summary.csv", index=False)
+        print(f"-> {args.output}")
+    return 1 if result.failures else 0
+
+
+def _cascade(args: argparse.Namespace) -> Cascade | RadiographNet:
+    """The CT cascade, or the radiograph model with ``--modality cxr``."""
+    if args.modality == "cxr":
+        return RadiographNet(args.models, device=args.device, threads=args.threads)
     return Cascade(args.models, device=args.device, threads=args.threads, flips=LEFT_RIGHT if args.tta else ())
+
+
+def _modality(requested: str | None, inputs: list[Path]) -> str:
+    """``--modality`` as given; else 'cxr' when every input is a DICOM file whose Modality says
+    radiograph (CR/DX), 'ct' otherwise (a radiograph among CTs is then refused by name)."""
+    if requested:
+        return requested
+    return "cxr" if inputs and all(is_dicom_radiograph(p) for p in inputs) else "ct"
 
 
 def _positive(text: str) -> int:
@@ -280,7 +323,11 @@ def _window(text: str) -> GreyWindow:
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="inference device (default: GPU when available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
-    parser.add_argument("--models", type=Path, default=DEFAULT_MODEL_DIR, help="folder with lung.onnx, lesion.onnx, type.onnx")
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODEL_DIR,
+                        help="folder with lung.onnx, lesion.onnx, type.onnx (and radiograph.onnx for --modality cxr)")
+    parser.add_argument("--modality", choices=["ct", "cxr"], default=None,
+                        help="ct: chest CT (default); cxr: frontal chest radiographs (PNG/JPG/TIFF, DICOM CR/DX), segmented "
+                             "into Lung and Opacity. DICOM CR/DX inputs are radiographs without it")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the lesion and type stages over the left-right mirrored slice "
                              "(about 1.6x the time for +0.002 cross-validated Dice)")
@@ -333,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "case folders as 'segment' writes them). Prints per-label Dice (mean ± SD over slices, both "
                                     "rules for slices empty in both masks), sensitivity, specificity, volume/extent MAE and bias.")
     ev.add_argument("--images", type=Path, required=True, metavar="DIR")
-    ev.add_argument("--labels", type=Path, required=True, metavar="DIR")
+    ev.add_argument("--labels", type=Path, default=None, metavar="DIR", help="CT: the reference label files (required for CT)")
+    ev.add_argument("--lung-masks", type=Path, default=None, metavar="DIR",
+                    help="--modality cxr: reference lung masks (PNG, non-zero = lung), named as the radiographs")
+    ev.add_argument("--opacity-masks", type=Path, default=None, metavar="DIR",
+                    help="--modality cxr: reference opacity (infection) masks; an empty mask = a radiograph without opacity")
     ev.add_argument("-o", "--output", type=Path, default=None, metavar="OUT",
                     help="also write per_slice.csv, per_case.csv, summary.csv, report.txt and predictions/")
     ev.add_argument("--reference-coding", choices=["auto", "ggo-cons", "llq", "lung", "lesion"], default="auto",
