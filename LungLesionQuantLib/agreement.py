@@ -58,7 +58,7 @@ def compare_pairs(pairs: list[tuple[str, Path, Path]]) -> CohortComparison:
                 test_image, w2 = read_label_image(test_cases[case])
                 rows.append({"test_set": name, "case": case, **compare(ref_image, test_image, f"{name}/{case}")})
                 warnings += [f"{name}/{case}: {w}" for w in w1 + w2]
-            except Exception as exc:  # one broken case must not stop the study; it is reported
+            except Exception as exc:  # noqa: BLE001 — one broken case must not stop the study; it is reported
                 failures.append(f"{name}/{case}: {exc}".splitlines()[0])
     return CohortComparison(pd.DataFrame(rows), pd.DataFrame(missing, columns=["test_set", "case", "missing_from"]), failures, warnings)
 
