@@ -29,6 +29,7 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--dicom-seg", action="store_true")
+    parser.add_argument("--modality", choices=["ct", "cxr"], default=None, help="cxr: chest radiographs (as the CLI's --modality)")
     args = parser.parse_args([a for a in argv if a != "--"])
 
     from LungLesionQuantLib.dependencies import missing_requirements
@@ -50,6 +51,7 @@ def run(argv: list[str]) -> int:
     if not inputs:
         parser.error("no cases: give --input and/or --input-dir")
     flags = [flag for flag, on in (("--overwrite", args.overwrite), ("--report", args.report), ("--dicom-seg", args.dicom_seg)) if on]
+    flags += ["--modality", args.modality] if args.modality else []
     return main(["segment", *inputs, "-o", args.output, "--device", args.device, *flags])
 
 

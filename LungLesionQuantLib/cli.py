@@ -243,10 +243,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(args.images, args.labels, cascade, args.reference_coding, on_case, args.window)
     bar.close()
-    for line in result.unmatched:
-        print(f"unmatched {line}")
-    for line in result.failures:
-        print(f"FAILED  {line}")
+    _print_unscored(result.unmatched, result.failures)
     if result.per_case.empty:
         print(f"lunglesionquant: error: no image of {args.images} could be scored against {args.labels}; "
               "expected images and label files with matching names", file=sys.stderr)
@@ -260,6 +257,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
+def _print_unscored(unmatched: list[str], failures: list[str]) -> None:
+    """The images an evaluation could not score, each named with why."""
+    for line in unmatched:
+        print(f"unmatched {line}")
+    for line in failures:
+        print(f"FAILED  {line}")
+
+
 def _evaluate_radiographs(args: argparse.Namespace) -> int:
     from .radiograph.evaluation import evaluate_radiographs, summarise_radiographs
 
@@ -267,10 +272,7 @@ def _evaluate_radiographs(args: argparse.Namespace) -> int:
     bar = tqdm(unit="radiograph", file=sys.stderr, dynamic_ncols=True, delay=0.5)
     result = evaluate_radiographs(args.images, net, args.lung_masks, args.opacity_masks, lambda case: bar.update(1))
     bar.close()
-    for line in result.unmatched:
-        print(f"unmatched {line}")
-    for line in result.failures:
-        print(f"FAILED  {line}")
+    _print_unscored(result.unmatched, result.failures)
     if result.per_image.empty:
         raise InputError(f"no radiograph of {args.images} could be scored; expected radiographs and masks with matching names")
     summary = summarise_radiographs(result.per_image)

@@ -1,6 +1,7 @@
 """Write the model card of each bundled model from its training record and the CV results.
 
-``python -m LungLesionQuantLib.training.model_cards`` (after training and ``crossval``).
+``python -m LungLesionQuantLib.training.model_cards`` (after training and ``crossval``; the
+radiograph model's and the view check's cards too, once they are trained).
 """
 from __future__ import annotations
 
@@ -160,7 +161,107 @@ Rebuild: `python -m LungLesionQuantLib.training --data ../shared/data` (on a GPU
     return written
 
 
+def _radiograph_cv_table(cv: dict) -> str:
+    lines = ["| radiographs | measure | applies to | n | mean | SD | median | 90th pct |", "|---|---|---|---|---|---|---|---|"]
+    for r in cv["table"]:
+        lines.append(f"| {r['radiographs']} | {r['measure']} | {r['applies_to']} | {r['n']} | {r['mean']:.3f} | "
+                     f"{r.get('sd', float('nan')):.3f} | {r.get('median', float('nan')):.3f} | {r.get('p90', float('nan')):.3f} |")
+    return "\n".join(lines)
+
+
+def write_radiograph_cards(model_dir: Path) -> list[Path]:
+    """The cards of the radiograph model and of the view check, from their training records and CV."""
+    record = json.loads((model_dir / "radiograph.train.json").read_text())
+    member = record["members"][0]
+    cv_path = model_dir / "radiograph.crossval.json"
+    cv = json.loads(cv_path.read_text()) if cv_path.exists() else None
+    spread = "; ".join(f"{k}: " + ", ".join(f"{v:.3f}" for v in values) for k, values in cv["per_fold_means"].items()) if cv else ""
+    accuracy = (f"5-fold cross-validation over {cv['images']} radiographs (`python -m LungLesionQuantLib.training.radiographs "
+                f"evaluate`): each fold's held-out radiographs run through the product's inference with that fold's model. "
+                f"Rule (Tang et al. 2020, 4.1): {cv['rule']}.\n\n{_radiograph_cv_table(cv)}\n\nPer-fold means — {spread}. "
+                "The bundled ensemble saw every radiograph here, so these fold figures are what to expect on new "
+                "radiographs of these sources; other sources (other detectors, other labellers) are expected to score lower.") \
+        if cv else "Cross-validation not run yet."
+    aug = ", ".join(f"{k} {v}" for k, v in member["augment"].items())
+    text = f"""# Model card: chest radiograph lung fields and opacity (`radiograph.onnx`)
+
+Tang et al. 2020: the opacity share of the lung on a frontal chest radiograph.
+
+## Network and I/O
+- The five cross-validation fold models of a MONAI 2D U-Net (channels 16, 32, 64, 128, 256, strides 2, instance norm,
+  PReLU, 0.66 M weights each) in one ONNX graph (opset 17) that returns the log of their mean softmax; input `image`
+  N×1×{member['input_size']}×{member['input_size']} float32, output `logits` N×3×{member['input_size']}×{member['input_size']}.
+- Classes: background, lung (without opacity), opacity (ground glass and consolidation together).
+- Preprocessing (`LungLesionQuantLib.radiograph.preprocessing`): display grey levels (DICOM: modality and VOI LUT
+  applied, MONOCHROME1 inverted, mirrored to the usual display when PatientOrientation says rows run to the
+  patient's right) scaled by the image's own 0.5 / 99.5 percentiles to [0, 1], the whole image resized
+  (antialiased, aspect not kept, as the training images were published) to {member['input_size']}×{member['input_size']}.
+- Output (`LungLesionQuantLib.radiograph.segment`): probabilities resized back to the radiograph's grid; lung = lung ∪
+  opacity, the two largest regions (each ≥ 10 % of the largest), holes filled; opacity inside that lung. Label map:
+  0 background, 1 Lung, 4 Opacity.
+
+## Training data
+COVID-QU-Ex "Infection Segmentation Data", training split (Tahir et al. 2021; infection masks from QaTa-COV19,
+Degerli et al. 2021): 1,864 COVID-19 radiographs with infection and lung masks, 466 Non-COVID and 466 Normal
+radiographs with lung masks and empty infection masks. Research use; never redistributed here.
+
+## How the labels were made
+As published: physician-verified, partly drawn by doctors and partly proposed by networks and accepted or redrawn;
+many infection masks are coarse (19 % cover more than 95 % of the lung). Every infection pixel lies inside the lung
+mask. Non-COVID radiographs (other pneumonias) carry empty infection masks: opacity of other causes is taught as
+no COVID-19 opacity, which this model therefore tends not to mark.
+
+## Training
+Per fold: {member['steps']} steps of batch {member['batch']}, AdamW (lr {member['lr']}, one-cycle), Dice + focal loss
+(Tang et al. 2020; class weights {member['ce_weight']}), bfloat16 autocast on the CPU, about {member['seconds']:.0f} s on this
+2-core CPU. Folds stratified by class (`StratifiedKFold(5, shuffle=True, random_state=0)`); file names carry no
+patient ids, so radiographs of one patient may fall in both sides of a fold. Augmentation: left-right flips only
+(radiographs are upright), {aug}.
+Rebuild: `python -m LungLesionQuantLib.training.radiographs train` then `... evaluate` (about 45 min on this CPU).
+
+## Accuracy
+{accuracy}
+
+## Limitations
+Frontal (PA/AP) adult radiographs only; lateral views are refused where DICOM says so, but a lateral view given as
+PNG is not recognised. No pixel spacing in PNG/JPG: areas are then in pixels. Opacity here means what QaTa-COV19
+annotators drew for COVID-19; pleural effusion, cardiomegaly and devices are not modelled. Not a medical device:
+results must be checked by a radiologist.
+"""
+    paths = [model_dir / "radiograph.md"]
+    paths[0].write_text(text)
+    view = json.loads((model_dir / "view.train.json").read_text())
+    rows = "\n".join(f"| {source} | {r['images']} | {r['correct_at_even_odds']} | {r['wrongly_refused_at_product_thresholds']} | "
+                     f"{r['p_radiograph_min']:.3g} – {r['p_radiograph_max']:.3g} |" for source, r in view["held_out"].items())
+    sources = ", ".join(f"{k} {v}" for k, v in view["sources"].items())
+    paths.append(model_dir / "view.md")
+    paths[1].write_text(f"""# Model card: view check, CT slice or chest radiograph (`view.onnx`)
+
+Run on every 2D image file before it is measured (`LungLesionQuantLib.radiograph.view`): a radiograph given as a
+CT slice, or a CT slice given with `--modality cxr`, is refused in one line rather than measured into a number that
+means nothing. DICOM files say what they are (Modality) and are not checked by it.
+
+- Network: MONAI `Classifier` (channels 8, 16, 32, 64, strides 2, one residual unit), input 1×{view['input_size']}×{view['input_size']}
+  after the radiograph preprocessing (own percentiles, whole image resized), output `logits` (CT slice, radiograph).
+- Data ({sources}): radiographs of COVID-QU-Ex; CT slices as published (8-bit exports of three sources) and the
+  DICOM CTs rendered under a lung (−600/1500), a soft-tissue (40/400) and a wide (350/2750) window. All eight
+  flips/transposes are augmented for both kinds, so orientation is never the cue. {view['steps']} steps of batch {view['batch']}.
+- Decision: a CT slice input is refused when p(radiograph) ≥ {view['thresholds']['not_ct']}; a radiograph input
+  when p(radiograph) < {view['thresholds']['not_radiograph']}: only confident calls refuse.
+- Held out (a first model trained without these sources, then scored on them):
+
+| held-out source | images | correct at p = 0.5 | wrongly refused at the product's thresholds | p(radiograph) range |
+|---|---|---|---|---|
+{rows}
+
+- Limits: two kinds only — a photograph or a non-chest image is called one of them; colour photographs are refused
+  earlier by their colour. Rebuild: `python -m LungLesionQuantLib.training.view_gate` (about 3 min on this CPU).
+""")
+    return paths
+
+
 if __name__ == "__main__":
-    for p in write_cards(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_MODEL_DIR):
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_MODEL_DIR
+    for p in write_cards(folder) + (write_radiograph_cards(folder) if (folder / "radiograph.train.json").exists() else []):
         print(p)
     sys.exit(0)
