@@ -1,7 +1,7 @@
 """LungLesionQuant: segment COVID-19 lung lesions (LungN / GGO / Cons) on chest CT and measure them.
 
 This file is glue between Slicer's GUI and the core package ``LungLesionQuantLib``: no
-science lives here. Everything the logic does to the scene is in ``LungLesionQuantLib.scene``
+science lives here. Everything the logic does to the scene is in ``LungLesionQuantLib.scene.actions``
 and is tested outside Slicer with slicer-core.
 """
 import os
@@ -311,7 +311,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPredict(self):
         if not self.logic.ensureDependencies("risk", interactive=True):
             return
-        from LungLesionQuantLib.risk import split_patient_text
+        from LungLesionQuantLib.studies.risk import split_patient_text
 
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Prediction failed.", waitCursor=True):
@@ -354,7 +354,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
 
     def _cascade(self, device, modality="ct"):
         """The CT cascade, or the radiograph model, loaded once per device."""
-        from LungLesionQuantLib.cascade import Cascade
+        from LungLesionQuantLib.segmentation.cascade import Cascade
         from LungLesionQuantLib.radiograph.segment import RadiographNet
 
         if (device, modality) not in self._cascades:
@@ -364,7 +364,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
     def process(self, inputVolume, device="auto", progress=None):
         """Segment ``inputVolume`` (a CT, or a radiograph: a one-slice volume the view check calls
         one): returns (new segmentation node, new table node, measured)."""
-        from LungLesionQuantLib.scene import segment_volume_node, volume_modality
+        from LungLesionQuantLib.scene.actions import segment_volume_node, volume_modality
 
         self.ensureDependencies("segment")
         cascade = self._cascade(device, volume_modality(inputVolume).name)
@@ -373,26 +373,26 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         return seg, table, measured
 
     def updateMeasurements(self, segmentationNode, referenceVolume, tableNode=None):
-        from LungLesionQuantLib.scene import measure_segmentation
+        from LungLesionQuantLib.scene.actions import measure_segmentation
 
         return measure_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, tableNode)
 
     def export(self, segmentationNode, referenceVolume, folder, overwrite=False):
         self.ensureDependencies("export")
-        from LungLesionQuantLib.scene import export_segmentation
+        from LungLesionQuantLib.scene.actions import export_segmentation
 
         return export_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, folder,
                                    dicom_files=self.dicomFiles(referenceVolume), overwrite=overwrite)
 
     def compareNodes(self, referenceSegmentation, testSegmentation, referenceVolume, tableNode=None):
-        from LungLesionQuantLib.scene import compare_segmentation_nodes
+        from LungLesionQuantLib.scene.actions import compare_segmentation_nodes
 
         return compare_segmentation_nodes(slicer.mrmlScene, referenceSegmentation, testSegmentation, referenceVolume, tableNode)
 
     def compareFolders(self, referenceFolder, testFolder, outputFolder, tableNode=None):
         """The cohort study of ``lunglesionquant agreement``; the Table-2 summary as a table node."""
         self.ensureDependencies("agreement")
-        from LungLesionQuantLib.study_panels import compare_folders_to_table
+        from LungLesionQuantLib.scene.study_panels import compare_folders_to_table
 
         return compare_folders_to_table(slicer.mrmlScene, referenceFolder, testFolder, outputFolder, tableNode)
 
@@ -404,7 +404,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
 
     def fitRisk(self, cohortPath, idColumn, outcome, covariates, extentFolder, score, outputFolder, tableNode=None):
         self.ensureDependencies("risk")
-        from LungLesionQuantLib.study_panels import fit_risk_to_table
+        from LungLesionQuantLib.scene.study_panels import fit_risk_to_table
 
         return fit_risk_to_table(slicer.mrmlScene, cohortPath, idColumn, outcome, covariates, extentFolder, score,
                                  outputFolder, tableNode)
@@ -412,7 +412,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
     def predictPatient(self, modelPath, patientItems, measurementsTable=None):
         """Apply model.json to typed values (``NAME=VALUE``) and, when shown, this CT's lesion extent."""
         self.ensureDependencies("risk")
-        from LungLesionQuantLib.study_panels import predict_from_table
+        from LungLesionQuantLib.scene.study_panels import predict_from_table
 
         return predict_from_table(modelPath, patientItems, measurementsTable)
 

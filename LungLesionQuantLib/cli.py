@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
+from .segmentation.cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
 from .errors import InputError, LungLesionQuantError, OutputError
 from .cohort import write_cohort_report
 from .modalities import MODALITIES
 from .pipeline import BatchResult, CaseOptions, segment_batch
 from .radiograph.reading import is_dicom_radiograph
 from .radiograph.segment import RadiographNet
-from .preprocessing import GreyWindow
+from .segmentation.preprocessing import GreyWindow
 
 INTERRUPTED = 130  # the shell's status for Ctrl-C
 
@@ -114,8 +114,8 @@ def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchRes
 
 
 def _agreement(args: argparse.Namespace) -> int:
-    from .agreement import compare_folders, write_study
-    from .observers import compare_observers, named_folder
+    from .studies.agreement import compare_folders, write_study
+    from .studies.observers import compare_observers, named_folder
 
     _output_folder(args.output)
     tests = args.test or []
@@ -143,9 +143,9 @@ def _agreement(args: argparse.Namespace) -> int:
 
 
 def _risk_fit(args: argparse.Namespace) -> int:
-    from .risk import fit_study, load_cohort, write_study
-    from .stepwise import StepwiseRule
-    from .synthetic_cohort import is_synthetic
+    from .studies.risk import fit_study, load_cohort, write_study
+    from .studies.stepwise import StepwiseRule
+    from .studies.synthetic_cohort import is_synthetic
 
     _output_folder(args.output)
     if args.select is None and (args.select_by is not None or args.select_p is not None):
@@ -197,7 +197,7 @@ def _risk_fit(args: argparse.Namespace) -> int:
 
 
 def _risk_synthetic(args: argparse.Namespace) -> int:
-    from .synthetic_cohort import synthetic_cohort, write_synthetic
+    from .studies.synthetic_cohort import synthetic_cohort, write_synthetic
 
     _output_folder(args.output)
     cohort, segment = write_synthetic(synthetic_cohort(args.patients, args.seed), args.output)
@@ -207,7 +207,7 @@ def _risk_synthetic(args: argparse.Namespace) -> int:
 
 
 def _risk_predict(args: argparse.Namespace) -> int:
-    from .risk import EXTENT, FittedModel, parse_patient, predict_patient, read_extents
+    from .studies.risk import EXTENT, FittedModel, parse_patient, predict_patient, read_extents
 
     model = FittedModel.load(args.model)
     values = parse_patient(args.patient)
@@ -226,7 +226,7 @@ def _risk_predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, format_summary, summarise, write_evaluation
+    from .studies.evaluation import evaluate, format_summary, summarise, write_evaluation
 
     _output_folder(args.output)
     args.modality = args.modality or "ct"

@@ -19,10 +19,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .cascade import DEFAULT_MODEL_DIR, Cascade
+from .outputs.atomic import atomic_path
+from .segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
 from .radiograph.segment import RadiographNet
-from .figures import new_figure, save_png
+from .outputs.figures import new_figure, save_png
 from .pipeline import (MEASUREMENTS_FILE, BatchResult, CaseFailure, CaseOptions, collect, plan_cases, run_case,
                        write_cohort_table)
 

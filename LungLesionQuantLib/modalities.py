@@ -12,8 +12,8 @@ from typing import Callable
 import SimpleITK as sitk
 
 from .labels import RADIOGRAPH_SEGMENTS, SEGMENTS, SegmentSpec
-from .plausibility import lung_warnings
-from .quantify import measure_image, measurement_columns
+from .measurement.plausibility import lung_warnings
+from .measurement.quantify import measure_image, measurement_columns
 from .radiograph.measure import measure_radiograph, radiograph_columns, radiograph_warnings
 
 

@@ -19,20 +19,21 @@ from typing import Callable
 import pandas as pd
 import SimpleITK as sitk
 
-from . import __version__, mrml
-from .atomic import CaseStage, atomic_path
-from .cascade import Cascade, Progress, findings_of
+from . import __version__
+from .scene import mrml
+from .outputs.atomic import CaseStage, atomic_path
+from .segmentation.cascade import Cascade, Progress, findings_of
 from .errors import InputError, LungLesionQuantError, OutputExistsError
-from .exports import write_segmentation, write_table, write_volume
-from .methods import methods_text
-from .imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
+from .outputs.exports import write_segmentation, write_table, write_volume
+from .outputs.methods import methods_text
+from .input.imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
 from .modalities import CT, CXR, Modality, modality_of
-from .preprocessing import GreyWindow, hu_to_unit
-from .overlay import write_overlay
+from .segmentation.preprocessing import GreyWindow, hu_to_unit
+from .outputs.overlay import write_overlay
 from .radiograph.preprocessing import to_unit
 from .radiograph.reading import read_radiograph
-from .report import write_report
-from .quantify import measurement_columns
+from .outputs.report import write_report
+from .measurement.quantify import measurement_columns
 
 LABELS_FILE = "labels.nii.gz"
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
@@ -151,7 +152,7 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     if modality is not CT and (outputs.dicom_files or outputs.report):
         warnings.append("report.pdf and DICOM SEG are written for CT only; the radiograph's results are in the other files")
     elif outputs.dicom_files:
-        from .dicom_seg import dicom_seg_unavailable, write_dicom_seg  # highdicom: only for DICOM SEG
+        from .outputs.dicom_seg import dicom_seg_unavailable, write_dicom_seg  # highdicom: only for DICOM SEG
 
         unavailable = dicom_seg_unavailable()
         if unavailable:

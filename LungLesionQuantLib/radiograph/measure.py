@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..labels import OPACITY
-from ..quantify import midline_column
+from ..measurement.quantify import midline_column
 
 SIDES = ("", "right_", "left_")
 ZONES = ("upper", "middle", "lower")

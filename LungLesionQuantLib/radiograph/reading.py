@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..input_checks import check_file
+from ..input.input_checks import check_file
 from .measure import SPACING_KNOWN_KEY
 from .view import NOT_RADIOGRAPH
 from .view import radiograph_probability

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..cascade import Progress, StageModel, providers_for
+from ..segmentation.cascade import Progress, StageModel, providers_for
 from ..errors import LungLesionQuantError
 from ..labels import LUNG_FIELD, OPACITY
 from ..resources import MODEL_DIR

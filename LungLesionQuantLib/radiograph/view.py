@@ -27,7 +27,7 @@ NOT_RADIOGRAPH = 0.1
 
 @lru_cache(maxsize=2)
 def _gate(path: Path):
-    from ..cascade import StageModel, providers_for
+    from ..segmentation.cascade import StageModel, providers_for
 
     return StageModel.load(path, providers_for("cpu"), 1)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import KFold
 
-from ..cascade import Cascade
+from ..segmentation.cascade import Cascade
 from .datasets import (frame_slices, load_lung_slices, read_lesion_labelled, read_radiopaedia_unlabelled, read_semiseg_train,
                        with_derived_lungs)
 from .train import LESION_SIZE, LUNG_SIZE, Log, Pool, Run, stage_specs, train_all

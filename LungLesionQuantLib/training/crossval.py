@@ -19,9 +19,9 @@ import pandas as pd
 import SimpleITK as sitk
 from sklearn.model_selection import KFold
 
-from ..cascade import DEFAULT_MODEL_DIR, HU_PRIOR_WEIGHT, TTA_FLIPS, Cascade
-from ..evaluation import CODINGS, Evaluation, apply_coding, score_case, summarise
-from ..preprocessing import grey8_to_hu
+from ..segmentation.cascade import DEFAULT_MODEL_DIR, HU_PRIOR_WEIGHT, TTA_FLIPS, Cascade
+from ..studies.evaluation import CODINGS, Evaluation, apply_coding, score_case, summarise
+from ..segmentation.preprocessing import grey8_to_hu
 from .datasets import read_semiseg_train
 
 N_FOLDS = 5

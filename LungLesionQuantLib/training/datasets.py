@@ -16,8 +16,8 @@ import SimpleITK as sitk
 from PIL import Image
 from scipy import ndimage
 
-from ..imageio import read_ct, to_lps
-from ..preprocessing import CT_LANDMARKS_UNIT, bounding_fit, histogram_landmarks, fit_box, grey8_to_hu, hu_to_unit, unit_to_hu, whole_slice_fit
+from ..input.imageio import read_ct, to_lps
+from ..segmentation.preprocessing import CT_LANDMARKS_UNIT, bounding_fit, histogram_landmarks, fit_box, grey8_to_hu, hu_to_unit, unit_to_hu, whole_slice_fit
 from .lung_labels import crop_body_mask, derive_lung_mask
 
 # NY-SBU single slices, each checked by eye against its derived lung mask (2026-11-22):

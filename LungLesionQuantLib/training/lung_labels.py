@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..anatomy import drop_airways_2d
+from ..segmentation.anatomy import drop_airways_2d
 
 BODY_HU = -500.0
 AIR_HU = -400.0

@@ -9,12 +9,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..cascade import DEFAULT_MODEL_DIR
+from ..segmentation.cascade import DEFAULT_MODEL_DIR
 from .train import stage_specs
 
 PREPROCESSING = ("Axial slices in radiological orientation (LPS: patient right on the image left, anterior up). "
                  "HU clipped to the lung window (level -600, width 1500) and scaled to [0, 1] "
-                 "(`LungLesionQuantLib.preprocessing.hu_to_unit`); the region padded to a square and resized "
+                 "(`LungLesionQuantLib.segmentation.preprocessing.hu_to_unit`); the region padded to a square and resized "
                  "(linear) to {size}×{size}. The same code prepares training and inference slices.")
 
 STAGES = {
@@ -22,7 +22,7 @@ STAGES = {
         "title": "Lung stage",
         "input": "1 channel: a whole axial slice.",
         "output": ("2 classes (background, lung); softmax; lung where p > 0.5 after resizing back, then kept inside "
-                   "the body, in the chest and without the central airways (`LungLesionQuantLib.anatomy`): on unseen "
+                   "the body, in the chest and without the central airways (`LungLesionQuantLib.segmentation.anatomy`): on unseen "
                    "scans the network also marks air outside the body (blankets, table, a patient filling the field "
                    "of view), which these rules remove."),
         "data": ("Whole axial slices in HU, and the same slices cropped to the box around the lungs of their "

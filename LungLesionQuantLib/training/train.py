@@ -1,6 +1,6 @@
 """Training loops of the three stages, shared by the final models and the cross-validation folds.
 
-Stages (the cascade of :mod:`LungLesionQuantLib.cascade`):
+Stages (the cascade of :mod:`LungLesionQuantLib.segmentation.cascade`):
 - ``lung``: whole slice → background / lung.
 - ``lesion``: lung crop → background / lesion (GGO ∪ Cons).
 - ``type``: lung crop + lesion mask → background / GGO / Cons.

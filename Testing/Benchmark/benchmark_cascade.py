@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from LungLesionQuantLib.cascade import LEFT_RIGHT, Cascade  # noqa: E402
-from LungLesionQuantLib.imageio import read_ct, to_lps  # noqa: E402
+from LungLesionQuantLib.segmentation.cascade import LEFT_RIGHT, Cascade  # noqa: E402
+from LungLesionQuantLib.input.imageio import read_ct, to_lps  # noqa: E402
 from LungLesionQuantLib.training.network import unet_from_onnx  # noqa: E402
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from LungLesionQuantLib.cascade import Cascade  # noqa: E402
+from LungLesionQuantLib.segmentation.cascade import Cascade  # noqa: E402
 from LungLesionQuantLib.cohort import CascadeSpec, segment_cohort, threads_per_worker  # noqa: E402
 from LungLesionQuantLib.pipeline import CaseOptions, segment_batch  # noqa: E402
 from LungLesionQuantLib.resources import SAMPLE_CT  # noqa: E402

@@ -25,7 +25,7 @@ def shared(relative: str) -> Path:
 
 @pytest.fixture(scope="session")
 def cascade():
-    from LungLesionQuantLib.cascade import Cascade
+    from LungLesionQuantLib.segmentation.cascade import Cascade
 
     return Cascade(device="cpu", threads=2)
 

@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import ndimage, stats
 from sklearn.metrics import f1_score
 
-from LungLesionQuantLib.agreement import (
+from LungLesionQuantLib.studies.agreement import (
     compare_folders,
     lin_ccc,
     paired_statistics,
@@ -23,8 +23,8 @@ from LungLesionQuantLib.agreement import (
     write_study,
 )
 from LungLesionQuantLib.cli import main
-from LungLesionQuantLib.imageio import read_ct, to_lps
-from LungLesionQuantLib.overlap import compare, surface_distances
+from LungLesionQuantLib.input.imageio import read_ct, to_lps
+from LungLesionQuantLib.studies.overlap import compare, surface_distances
 
 
 def _image(array, spacing=(1.0, 1.0, 1.0)):

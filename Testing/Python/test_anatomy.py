@@ -11,10 +11,10 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from LungLesionQuantLib.cascade import findings_of
-from LungLesionQuantLib.imageio import read_ct, to_lps
-from LungLesionQuantLib.plausibility import lung_warnings
-from LungLesionQuantLib.quantify import measure_image
+from LungLesionQuantLib.segmentation.cascade import findings_of
+from LungLesionQuantLib.input.imageio import read_ct, to_lps
+from LungLesionQuantLib.measurement.plausibility import lung_warnings
+from LungLesionQuantLib.measurement.quantify import measure_image
 from conftest import shared
 
 

@@ -19,7 +19,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from LungLesionQuantLib.atomic import LOCK_FILE, CaseStage
+from LungLesionQuantLib.outputs.atomic import LOCK_FILE, CaseStage
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.errors import OutputError
 from conftest import REPO, SAMPLE_CT, shared
@@ -179,7 +179,7 @@ def test_risk_predict_checks_values(tmp_path, capsys):
 
 
 def test_risk_predict_with_several_cases_needs_case(tmp_path, capsys):
-    from LungLesionQuantLib.risk import EXTENT, FittedModel, Coding
+    from LungLesionQuantLib.studies.risk import EXTENT, FittedModel, Coding
 
     model = FittedModel("C", "ICU", [Coding(EXTENT, "continuous", mean=10.0, sd=5.0)], ["const", EXTENT],
                         [-1.0, 0.5], [[0.1, 0.0], [0.0, 0.1]], 70, 20, 0)

@@ -11,9 +11,9 @@ from PIL import Image
 
 from conftest import SAMPLE_CT, shared
 from LungLesionQuantLib.cli import main
-from LungLesionQuantLib.evaluation import CODINGS, Evaluation, apply_coding, score_case, slice_metrics, summarise
+from LungLesionQuantLib.studies.evaluation import CODINGS, Evaluation, apply_coding, score_case, slice_metrics, summarise
 from LungLesionQuantLib.labels import CONS, GGO, LUNG_NORMAL
-from LungLesionQuantLib.overlap import label_dice
+from LungLesionQuantLib.studies.overlap import label_dice
 
 
 def _image(array: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> sitk.Image:
@@ -106,7 +106,7 @@ def test_evaluate_reports_a_broken_reference_and_scores_the_others(semiseg_folde
 
 
 def test_evaluate_a_volume_against_a_lung_mask(tmp_path, capsys):
-    from LungLesionQuantLib.imageio import read_ct
+    from LungLesionQuantLib.input.imageio import read_ct
     from LungLesionQuantLib.training.lung_labels import derive_lung_mask
 
     ct = read_ct(SAMPLE_CT).image

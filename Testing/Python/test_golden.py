@@ -7,7 +7,7 @@ put the new counts (printed by the failure) here, saying why in the commit.
 import numpy as np
 import SimpleITK as sitk
 
-from LungLesionQuantLib.imageio import read_ct
+from LungLesionQuantLib.input.imageio import read_ct
 from conftest import SAMPLE_CT
 
 # 0 background, 1 LungN, 2 GGO, 3 Cons (bundled models of 2026-11-23, anatomy rules of issue 11)

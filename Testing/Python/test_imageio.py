@@ -8,8 +8,8 @@ import pytest
 import SimpleITK as sitk
 
 from LungLesionQuantLib.errors import InputError
-from LungLesionQuantLib.imageio import case_name, read_ct, to_lps
-from LungLesionQuantLib.preprocessing import GREY8_WINDOW_HU
+from LungLesionQuantLib.input.imageio import case_name, read_ct, to_lps
+from LungLesionQuantLib.segmentation.preprocessing import GREY8_WINDOW_HU
 from conftest import SAMPLE_CT, shared
 
 

@@ -5,9 +5,9 @@ import pytest
 import SimpleITK as sitk
 import slicerio
 
-from LungLesionQuantLib import mrml
-from LungLesionQuantLib.atomic import atomic_path
-from LungLesionQuantLib.exports import write_segmentation, write_table, write_volume
+from LungLesionQuantLib.scene import mrml
+from LungLesionQuantLib.outputs.atomic import atomic_path
+from LungLesionQuantLib.outputs.exports import write_segmentation, write_table, write_volume
 from LungLesionQuantLib.labels import SEGMENTS
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LungLesionQuantLib.quantify import measure_image, measure_labels, measurement_columns
+from LungLesionQuantLib.measurement.quantify import measure_image, measure_labels, measurement_columns
 from conftest import box_phantom
 
 

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pydicom
 import pytest
 import SimpleITK as sitk
 import slicerio
@@ -190,7 +189,7 @@ def test_evaluate_cxr_reports_tang_rules(tmp_path, capsys):
 
 
 def test_risk_reads_opacity_pct_where_a_case_is_a_radiograph(tmp_path):
-    from LungLesionQuantLib.risk import read_extents
+    from LungLesionQuantLib.studies.risk import read_extents
 
     table = pd.DataFrame({"case": ["ct1", "cxr1"], "lesion_extent_pct": [12.5, np.nan], "opacity_pct": [np.nan, 30.0]})
     table.to_csv(tmp_path / "measurements.csv", index=False)
@@ -201,10 +200,10 @@ def test_risk_reads_opacity_pct_where_a_case_is_a_radiograph(tmp_path):
 def test_slicer_segments_a_radiograph_volume_and_remeasures_edits(covid_radiographs):
     import slicer
 
-    from LungLesionQuantLib import mrml
+    from LungLesionQuantLib.scene import mrml
     from LungLesionQuantLib.radiograph.segment import RadiographNet
-    from LungLesionQuantLib.scene import measure_segmentation, segment_volume_node, volume_modality
-    from LungLesionQuantLib.scene import _segment_mask
+    from LungLesionQuantLib.scene.actions import measure_segmentation, segment_volume_node, volume_modality
+    from LungLesionQuantLib.scene.actions import _segment_mask
     from test_scene import set_segment_mask
 
     scene = slicer.vtkMRMLScene()

@@ -7,7 +7,7 @@ import slicerio
 from scipy import ndimage
 
 from LungLesionQuantLib.cli import main
-from LungLesionQuantLib.imageio import to_lps
+from LungLesionQuantLib.input.imageio import to_lps
 from conftest import shared
 
 
@@ -53,8 +53,8 @@ def test_lung_cancer_ct_is_not_called_pneumonia(tmp_path):
 def test_thick_noisy_slices_give_the_same_measurements(cascade):
     """Robustness (issue "Accuracy"): the sample CT (3 mm) averaged into 6 mm slices with low-dose-like
     noise (Gaussian, SD 40 HU, seeded) keeps its lung volume and lesion extent."""
-    from LungLesionQuantLib.imageio import read_ct
-    from LungLesionQuantLib.quantify import measure_image
+    from LungLesionQuantLib.input.imageio import read_ct
+    from LungLesionQuantLib.measurement.quantify import measure_image
     from conftest import SAMPLE_CT
 
     ct = read_ct(SAMPLE_CT).image

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from LungLesionQuantLib.dependencies import BUNDLED, FEATURES, requirements
-from LungLesionQuantLib.risk import split_patient_text
+from LungLesionQuantLib.studies.risk import split_patient_text
 from LungLesionQuantLib.pipeline import safe_case_name
 from conftest import REPO
 

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.errors import InputError
-from LungLesionQuantLib.risk import (
+from LungLesionQuantLib.studies.risk import (
     EXTENT,
     FittedModel,
     design,
@@ -20,8 +20,8 @@ from LungLesionQuantLib.risk import (
     load_cohort,
     write_study,
 )
-from LungLesionQuantLib.stepwise import StepwiseRule
-from LungLesionQuantLib.synthetic_cohort import (
+from LungLesionQuantLib.studies.stepwise import StepwiseRule
+from LungLesionQuantLib.studies.synthetic_cohort import (
     MODEL_C,
     synthetic_cohort,
     write_synthetic,
@@ -155,7 +155,7 @@ def test_predict_command_with_a_patients_measurements(real_fit, tmp_path, capsys
 def test_delong_comparison_agrees_with_a_paired_bootstrap():
     """Issue 17, item 1: DeLong's CI and p of the A-vs-C difference on the validation split of a
     SYNTHETIC cohort agree with a paired bootstrap of the same difference (2000 resamples)."""
-    from LungLesionQuantLib.roc_compare import delong_paired
+    from LungLesionQuantLib.studies.roc_compare import delong_paired
 
     frame = synthetic_cohort(1500, seed=5)
     study = fit_study(frame, "ID", "OUTCOME", ["AGE", "SEX", "CANCER"], synthetic=True, bootstraps=0)
@@ -181,7 +181,7 @@ def test_delong_comparison_agrees_with_a_paired_bootstrap():
 def test_hosmer_lemeshow_and_decision_curve_by_hand(tmp_path):
     """Issue 17, items 4-5: Hosmer–Lemeshow tells true probabilities from halved ones; the net
     benefit at one threshold is recomputed by hand; the files are written."""
-    from LungLesionQuantLib.calibration_curves import decision_curve, hosmer_lemeshow
+    from LungLesionQuantLib.studies.calibration_curves import decision_curve, hosmer_lemeshow
 
     rng = np.random.default_rng(7)
     p = rng.uniform(0.02, 0.9, 3000)

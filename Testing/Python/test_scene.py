@@ -10,9 +10,9 @@ import slicerio
 import vtk
 from vtk.util import numpy_support
 
-from LungLesionQuantLib import mrml
-from LungLesionQuantLib.imageio import read_ct
-from LungLesionQuantLib.scene import export_segmentation, measure_segmentation, segment_volume_node
+from LungLesionQuantLib.scene import mrml
+from LungLesionQuantLib.input.imageio import read_ct
+from LungLesionQuantLib.scene.actions import export_segmentation, measure_segmentation, segment_volume_node
 from conftest import SAMPLE_CT, shared
 
 
@@ -31,7 +31,7 @@ def set_segment_mask(seg_node, segment_id, mask, reference_node):
 
 
 def segment_mask(seg_node, name, reference_node):
-    from LungLesionQuantLib.scene import _segment_mask
+    from LungLesionQuantLib.scene.actions import _segment_mask
 
     return _segment_mask(seg_node, mrml.find_segment_ids(seg_node)[name], reference_node)
 
@@ -152,7 +152,7 @@ def ct_index(image, ds):
 
 
 def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade):
-    from LungLesionQuantLib.scene import compare_segmentation_nodes
+    from LungLesionQuantLib.scene.actions import compare_segmentation_nodes
 
     scene, ct, seg, _, _ = segmented
     other, _, _ = segment_volume_node(scene, ct, cascade)
@@ -171,8 +171,8 @@ def test_two_segmentation_nodes_are_compared_by_segment_names(segmented, cascade
 
 
 def test_risk_panel_logic_fits_and_predicts_with_this_ct_extent(segmented, tmp_path):
-    from LungLesionQuantLib.study_panels import fit_risk_to_table, predict_from_table
-    from LungLesionQuantLib.synthetic_cohort import synthetic_cohort, write_synthetic
+    from LungLesionQuantLib.scene.study_panels import fit_risk_to_table, predict_from_table
+    from LungLesionQuantLib.studies.synthetic_cohort import synthetic_cohort, write_synthetic
 
     scene, ct, seg, table, measured = segmented
     cohort, seg_out = write_synthetic(synthetic_cohort(1500, seed=5), tmp_path)

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 import slicerio
 
 from LungLesionQuantLib.cli import main
-from LungLesionQuantLib.quantify import measure_image
+from LungLesionQuantLib.measurement.quantify import measure_image
 from conftest import SAMPLE_CT
 
 CASE = "ricord_000082_sample"

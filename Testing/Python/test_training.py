@@ -6,8 +6,8 @@ import SimpleITK as sitk
 import torch
 from PIL import Image
 
-from LungLesionQuantLib.cascade import StageModel
-from LungLesionQuantLib.imageio import read_ct, to_lps
+from LungLesionQuantLib.segmentation.cascade import StageModel
+from LungLesionQuantLib.input.imageio import read_ct, to_lps
 from LungLesionQuantLib.training.augment import AugmentConfig, augment, perturb_mask
 from LungLesionQuantLib.training.datasets import frame_slices, read_semiseg_train
 from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask
@@ -73,8 +73,8 @@ def test_runs_trained_in_parallel_processes_each_export_their_model_and_log(tmp_
 
 
 def test_the_8bit_window_matches_the_slices_histogram_landmarks_to_real_cts():
-    from LungLesionQuantLib.preprocessing import GREY8_WINDOW_HU, WINDOW_HIGH_HU, WINDOW_LOW_HU
-    from LungLesionQuantLib.preprocessing import CT_LANDMARKS_UNIT, histogram_landmarks
+    from LungLesionQuantLib.segmentation.preprocessing import GREY8_WINDOW_HU, WINDOW_HIGH_HU, WINDOW_LOW_HU
+    from LungLesionQuantLib.segmentation.preprocessing import CT_LANDMARKS_UNIT, histogram_landmarks
 
     folder = shared("semiseg_train/images")
     grey = np.concatenate([np.asarray(Image.open(p).convert("L")).ravel() for p in sorted(folder.glob("*.jpg"))])

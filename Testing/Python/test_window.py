@@ -11,8 +11,8 @@ from PIL import Image
 
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.errors import InputError
-from LungLesionQuantLib.imageio import read_ct
-from LungLesionQuantLib.preprocessing import CT_LANDMARKS_UNIT, DOCUMENTED_WINDOW, GreyWindow, histogram_landmarks, unit_to_hu
+from LungLesionQuantLib.input.imageio import read_ct
+from LungLesionQuantLib.segmentation.preprocessing import CT_LANDMARKS_UNIT, DOCUMENTED_WINDOW, GreyWindow, histogram_landmarks, unit_to_hu
 from conftest import SAMPLE_CT, shared
 
 

@@ -11,10 +11,10 @@ import SimpleITK as sitk
 from highdicom.sr.coding import CodedConcept
 from pydicom.sr.codedict import codes
 
-from . import __version__
+from .. import __version__
 from .atomic import atomic_path
-from .errors import InputError
-from .labels import SEGMENTS
+from ..errors import InputError
+from ..labels import SEGMENTS
 
 
 def _code(triplet: tuple[str, str, str]) -> CodedConcept:

@@ -11,9 +11,9 @@ from pathlib import Path
 import slicer
 
 from . import mrml
-from .agreement import compare_folders, summarise, table2, write_study
-from .risk import EXTENT, FittedModel, fit_study, load_cohort, parse_patient, predict_patient
-from .risk import write_study as write_risk_study
+from ..studies.agreement import compare_folders, summarise, table2, write_study
+from ..studies.risk import EXTENT, FittedModel, fit_study, load_cohort, parse_patient, predict_patient
+from ..studies.risk import write_study as write_risk_study
 
 
 def compare_folders_to_table(scene, reference: Path, test: Path, output: Path, table_node=None):

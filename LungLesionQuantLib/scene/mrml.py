@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from .labels import SEGMENTS, SegmentSpec, find_segment, terminology_type_code
+from ..labels import SEGMENTS, SegmentSpec, find_segment, terminology_type_code
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 

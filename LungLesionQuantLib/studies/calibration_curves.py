@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
-from .figures import new_figure, save_png
+from ..outputs.figures import new_figure, save_png
 
 GROUPS = 10
 THRESHOLDS = np.round(np.arange(0.01, 1.0, 0.01), 2)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
+from ..errors import InputError
 from .input_checks import check_dicom_series, check_file, check_slice_image, validate_ct
-from .preprocessing import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
-from .radiograph.view import NOT_CT
-from .radiograph.reading import RADIOGRAPH_MODALITIES
-from .radiograph.view import radiograph_probability
+from ..segmentation.preprocessing import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
+from ..radiograph.view import NOT_CT
+from ..radiograph.reading import RADIOGRAPH_MODALITIES
+from ..radiograph.view import radiograph_probability
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from .figures import new_figure, save_png
-from .labels import SEGMENTS, SegmentSpec
+from ..labels import SEGMENTS, SegmentSpec
 
 ALPHA = 0.45
 

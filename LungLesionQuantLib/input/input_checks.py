@@ -30,7 +30,7 @@ import pydicom
 import SimpleITK as sitk
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 
 SPACING_MM = (0.1, 20.0)
 AIR_HU = -500.0

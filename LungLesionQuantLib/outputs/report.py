@@ -9,9 +9,9 @@ from matplotlib.patches import Patch
 
 from .atomic import atomic_path
 from .figures import new_figure
-from .labels import SEGMENTS
+from ..labels import SEGMENTS
 from .overlay import pick_slices, render_rgb
-from .preprocessing import hu_to_unit
+from ..segmentation.preprocessing import hu_to_unit
 
 _ROWS = (("Lung", "lung_volume_cm3", None), ("Normal lung (LungN)", "LungN_volume_cm3", None),
          ("Ground glass (GGO)", "GGO_volume_cm3", "GGO_extent_pct"), ("Consolidation (Cons)", "Cons_volume_cm3", "Cons_extent_pct"),

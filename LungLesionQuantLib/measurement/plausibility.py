@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .anatomy import MIN_REGION_FRACTION, MIN_VOLUME_SLICES, components, touches_edge
+from ..segmentation.anatomy import MIN_REGION_FRACTION, MIN_VOLUME_SLICES, components, touches_edge
 
 LUNG_LITRES = (1.0, 10.0)
 # On a single slice less lung than this share is worth a look (published CT crops: 10-61 %;

@@ -31,15 +31,15 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-from .atomic import atomic_path
+from ..outputs.atomic import atomic_path
 from .calibration_curves import (
     decision_curve,
     hosmer_lemeshow,
     plot_calibration,
     plot_decision_curve,
 )
-from .errors import InputError
-from .figures import new_figure, save_png
+from ..errors import InputError
+from ..outputs.figures import new_figure, save_png
 from .internal_validation import BOOTSTRAPS, optimism_corrected
 from .nomogram import Nomogram, build_nomogram, plot_nomogram
 from .roc_compare import delong_paired

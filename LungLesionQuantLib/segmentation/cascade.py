@@ -24,10 +24,10 @@ from scipy import ndimage
 
 from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching,
                       smallest_lung_voxels, touches_edge)
-from .errors import LungLesionQuantError
-from .imageio import to_lps
-from .labels import CONS, GGO, LUNG_NORMAL
-from .resources import MODEL_DIR
+from ..errors import LungLesionQuantError
+from ..input.imageio import to_lps
+from ..labels import CONS, GGO, LUNG_NORMAL
+from ..resources import MODEL_DIR
 from .preprocessing import bounding_fit, clip_to_window, fit_box, unfit_mask, unit_to_hu, whole_slice_fit, window_to_unit
 
 DEFAULT_MODEL_DIR = MODEL_DIR

@@ -19,7 +19,7 @@ import pandas as pd
 import statsmodels.api as sm
 from sklearn.metrics import roc_auc_score
 
-from .errors import InputError
+from ..errors import InputError
 
 BOOTSTRAPS = 200
 METHOD = ("Harrell's bootstrap optimism correction on the training split (Harrell, Lee & Mark 1996): the whole strategy, "

@@ -22,9 +22,9 @@ import pingouin
 from scipy import stats
 from statsmodels.graphics.agreement import mean_diff_plot
 
-from .atomic import atomic_path
-from .figures import new_figure, save_png
-from .labelmaps import case_files, read_label_image
+from ..outputs.atomic import atomic_path
+from ..outputs.figures import new_figure, save_png
+from ..input.labelmaps import case_files, read_label_image
 from .overlap import EMPTY_RULE, LABEL_GROUPS, compare
 
 MEASURES = [f"{label}_{kind}" for kind in ("volume_cm3", "extent_pct") for label in ("GGO", "Cons", "lesion")]

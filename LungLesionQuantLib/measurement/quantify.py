@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .labels import CONS, GGO, LUNG_NORMAL
+from ..labels import CONS, GGO, LUNG_NORMAL
 
 REGIONS = ("", "right_", "left_")
 ZONES = ("upper", "middle", "lower", "ventral", "dorsal")

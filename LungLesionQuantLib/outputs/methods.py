@@ -1,7 +1,7 @@
 """The methods paragraph a paper needs, filled from what produced a result (its provenance)."""
 from __future__ import annotations
 
-from . import __version__
+from .. import __version__
 
 CITATION = ("Bartoli A, Fournel J, et al. Value and prognostic impact of a deep learning segmentation model of "
             "COVID-19 lung lesions on low-dose chest CT. Research in Diagnostic and Interventional Imaging 2022. "

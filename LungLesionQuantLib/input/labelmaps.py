@@ -10,9 +10,9 @@ import numpy as np
 import SimpleITK as sitk
 import slicerio
 
-from .errors import InputError
+from ..errors import InputError
 from .imageio import VOLUME_SUFFIXES
-from .labels import SEGMENTS, find_segment
+from ..labels import SEGMENTS, find_segment
 
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 

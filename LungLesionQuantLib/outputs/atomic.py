@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import LungLesionQuantError, OutputError
+from ..errors import LungLesionQuantError, OutputError
 
 LOCK_FILE = ".lunglesionquant.lock"
 STAGING_PREFIX = ".staging-"
@@ -43,7 +43,7 @@ def verify_file(path: Path, final: Path | None = None) -> None:
         if path.stat().st_size == 0:
             raise OutputError(f"writing {final} produced an empty file")
         if name.endswith((".nii", ".nii.gz", ".nrrd", ".gz")):
-            from .input_checks import check_file
+            from ..input.input_checks import check_file
 
             check_file(path)
         elif name.endswith(".png"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
-from .errors import InputError
+from ..errors import InputError
 
 DIRECTIONS = ("backward", "forward")
 CRITERIA = ("aic", "p")

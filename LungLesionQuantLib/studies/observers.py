@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from .agreement import CohortComparison, compare_pairs, set_names
-from .errors import InputError
+from ..errors import InputError
 
 READING = re.compile(r"^(?P<observer>.*\d)[a-z]$")
 SAFE_NAME = re.compile(r"^[\w.-]+$")

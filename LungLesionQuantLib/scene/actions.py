@@ -26,14 +26,14 @@ import vtk
 from scipy import ndimage
 
 from . import mrml
-from .cascade import Cascade, Progress, findings_of
-from .errors import InputError
-from .input_checks import validate_ct
-from .labels import RADIOGRAPH_SEGMENTS, SegmentSpec
-from .modalities import CT, CXR, Modality, modality_of
-from .overlap import LABEL_GROUPS, compare
-from .pipeline import CaseOutputs, CaseResult, safe_case_name, write_case
-from .radiograph.view import radiograph_probability
+from ..segmentation.cascade import Cascade, Progress, findings_of
+from ..errors import InputError
+from ..input.input_checks import validate_ct
+from ..labels import RADIOGRAPH_SEGMENTS, SegmentSpec
+from ..modalities import CT, CXR, Modality, modality_of
+from ..studies.overlap import LABEL_GROUPS, compare
+from ..pipeline import CaseOutputs, CaseResult, safe_case_name, write_case
+from ..radiograph.view import radiograph_probability
 
 
 @dataclass

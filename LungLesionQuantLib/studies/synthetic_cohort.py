@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from ..outputs.atomic import atomic_path
 from .risk import EXTENT
 
 ID_PREFIX = "SYNTHETIC-"

@@ -24,16 +24,16 @@ import SimpleITK as sitk
 from PIL import Image
 
 from .agreement import paired_statistics
-from .atomic import atomic_path
-from .cascade import Cascade
-from .errors import InputError
-from .imageio import SLICE_IMAGE_SUFFIXES, case_name, read_ct, to_lps
-from .labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
-from .labels import CONS, GGO, LUNG_NORMAL
+from ..outputs.atomic import atomic_path
+from ..segmentation.cascade import Cascade
+from ..errors import InputError
+from ..input.imageio import SLICE_IMAGE_SUFFIXES, case_name, read_ct, to_lps
+from ..input.labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
+from ..labels import CONS, GGO, LUNG_NORMAL
 from .overlap import LABEL_GROUPS, label_dice, on_reference_grid
-from .pipeline import case_inputs
-from .preprocessing import GreyWindow
-from .quantify import measure_labels
+from ..pipeline import case_inputs
+from ..segmentation.preprocessing import GreyWindow
+from ..measurement.quantify import measure_labels
 
 # The whole lung (references label lung, not normal lung), then the lesion groups of :mod:`.overlap`.
 GROUPS = {"lung": (LUNG_NORMAL, GGO, CONS)} | {name: v for name, v in LABEL_GROUPS.items() if name != "LungN"}

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .imageio import to_lps
-from .labels import CONS, GGO, LUNG_NORMAL
-from .quantify import measure_labels
+from ..errors import InputError
+from ..input.imageio import to_lps
+from ..labels import CONS, GGO, LUNG_NORMAL
+from ..measurement.quantify import measure_labels
 
 LABEL_GROUPS = {"LungN": (LUNG_NORMAL,), "GGO": (GGO,), "Cons": (CONS,), "lesion": (GGO, CONS)}
 EMPTY_RULE = ("A label empty in both segmentations has undefined Dice, sensitivity, precision and distances: "

@@ -1,0 +1,1 @@
+"""Research studies on the results: observer agreement, accuracy against references, and the risk score."""
