@@ -14,7 +14,7 @@ import SimpleITK as sitk
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from LungLesionQuantLib.imageio import read_ct, to_lps  # noqa: E402
+from LungLesionQuantLib.input.imageio import read_ct, to_lps  # noqa: E402
 from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask  # noqa: E402
 
 SPACING = (1.5, 1.5, 3.0)
