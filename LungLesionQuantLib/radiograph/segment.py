@@ -23,6 +23,9 @@ from .preprocessing import PREPROCESSING_ID, network_input, resize
 
 MODEL_FILE = "radiograph.onnx"
 MIN_LUNG_SHARE = 0.1  # of the largest lung region
+# Inside the lung, opacity where p(opacity) / (p(lung) + p(opacity)) reaches this (chosen by
+# cross-validation: Resources/Models/radiograph.md).
+OPACITY_THRESHOLD = 0.5
 
 
 class RadiographNet:
@@ -31,8 +34,9 @@ class RadiographNet:
     modality = "cxr"
 
     def __init__(self, model_dir: Path | str = MODEL_DIR, device: str = "auto", threads: int | None = None,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, opacity_threshold: float = OPACITY_THRESHOLD) -> None:
         self.path = Path(path) if path else Path(model_dir) / MODEL_FILE
+        self.opacity_threshold = opacity_threshold
         self.model = StageModel.load(self.path, providers_for(device), threads)
         meta = self.model.session.get_modelmeta().custom_metadata_map
         if meta.get("llq_preprocessing") != PREPROCESSING_ID or self.model.classes != ["background", "lung", "opacity"]:
@@ -43,7 +47,8 @@ class RadiographNet:
     def provenance(self) -> dict:
         """What produced a result, recorded with it: the model file's SHA-256 and the settings."""
         return {"models": {"radiograph": hashlib.sha256(self.path.read_bytes()).hexdigest()},
-                "settings": {"modality": "cxr", "input_size": self.model.size, "preprocessing": PREPROCESSING_ID}}
+                "settings": {"modality": "cxr", "input_size": self.model.size, "preprocessing": PREPROCESSING_ID,
+                             "opacity_threshold": self.opacity_threshold}}
 
     def probabilities(self, grey: np.ndarray) -> np.ndarray:
         """Background / lung / opacity probabilities (3, H, W) of a radiograph (H, W)."""
@@ -52,11 +57,12 @@ class RadiographNet:
 
     def labels(self, grey: np.ndarray) -> np.ndarray:
         """The 0 / 1 (lung) / 4 (opacity) label map of a radiograph (H, W)."""
-        classes = self.probabilities(grey).argmax(axis=0)
-        lung = _two_lungs(classes > 0)
+        probs = self.probabilities(grey)
+        lung = _two_lungs(probs.argmax(axis=0) > 0)
+        opacity = probs[2] >= self.opacity_threshold * (probs[1] + probs[2])
         labels = np.zeros(grey.shape, np.uint8)
         labels[lung] = LUNG_FIELD
-        labels[lung & (classes == 2)] = OPACITY
+        labels[lung & opacity] = OPACITY
         return labels
 
     def apply(self, image: sitk.Image, progress: Progress | None = None) -> sitk.Image:

@@ -172,7 +172,7 @@ def _radiograph_cv_table(cv: dict) -> str:
 def write_radiograph_cards(model_dir: Path) -> list[Path]:
     """The cards of the radiograph model and of the view check, from their training records and CV."""
     record = json.loads((model_dir / "radiograph.train.json").read_text())
-    member = record["members"][0]
+    member, first = record["members"][0], record["first_round_members"][0]
     cv_path = model_dir / "radiograph.crossval.json"
     cv = json.loads(cv_path.read_text()) if cv_path.exists() else None
     spread = "; ".join(f"{k}: " + ", ".join(f"{v:.3f}" for v in values) for k, values in cv["per_fold_means"].items()) if cv else ""
@@ -212,12 +212,12 @@ mask. Non-COVID radiographs (other pneumonias) carry empty infection masks: opac
 no COVID-19 opacity, which this model therefore tends not to mark.
 
 ## Training
-Per fold: {member['steps']} steps of batch {member['batch']}, AdamW (lr {member['lr']}, one-cycle), Dice + focal loss
-(Tang et al. 2020; class weights {member['ce_weight']}), bfloat16 autocast on the CPU, about {member['seconds']:.0f} s on this
-2-core CPU. Folds stratified by class (`StratifiedKFold(5, shuffle=True, random_state=0)`); file names carry no
+Per fold, two rounds of one-cycle AdamW with batch {member['batch']}: {first['steps']} steps from scratch (peak lr {first['lr']}),
+then {member['steps']} steps from those weights (peak lr {member['lr']}); Dice + focal loss (Tang et al. 2020; class weights
+{member['ce_weight']}), bfloat16 autocast on the CPU, about {(first['seconds'] + member['seconds']) / 60:.0f} min a fold on this 2-core CPU. Folds stratified by class (`StratifiedKFold(5, shuffle=True, random_state=0)`); file names carry no
 patient ids, so radiographs of one patient may fall in both sides of a fold. Augmentation: left-right flips only
 (radiographs are upright), {aug}.
-Rebuild: `python -m LungLesionQuantLib.training.radiographs train` then `... evaluate` (about 45 min on this CPU).
+Rebuild: `python -m LungLesionQuantLib.training.radiographs train` then `... evaluate` (about 1 h 40 min on this CPU).
 
 ## Accuracy
 {accuracy}

@@ -82,12 +82,16 @@ def _batch(pools: list[Pool], n: int, gen: torch.Generator) -> tuple[torch.Tenso
 
 
 def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
-                log: Callable[[str], None] = print) -> dict:
-    """Train one stage and export ``out`` (ONNX). Returns a record of the run."""
+                log: Callable[[str], None] = print, init: Path | None = None) -> dict:
+    """Train one stage and export ``out`` (ONNX). Returns a record of the run. ``init``: the
+    weights (a ``.pt`` state dict of an earlier run) to continue from instead of a fresh start."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_unet(spec.in_channels, len(spec.classes)).to(device)
+    model = build_unet(spec.in_channels, len(spec.classes))
+    if init is not None:
+        model.load_state_dict(torch.load(init, weights_only=True))
+    model = model.to(device)
     weight = torch.tensor(spec.ce_weight, device=device)
     if spec.loss == "dice-focal":  # Tang et al. 2020: Dice loss plus focal loss
         loss_fn = DiceFocalLoss(to_onehot_y=True, softmax=True, batch=True, weight=weight)
@@ -118,7 +122,7 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
             log(f"{out.name} step {step + 1}/{spec.steps} loss {np.mean(losses[-50:]):.4f} {time.time() - start:.0f}s")
     size = int(pools[0].images.shape[-1])
     record = {"stage": spec.name, "classes": spec.classes, "in_channels": spec.in_channels, "input_size": size,
-              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "loss": spec.loss, "seed": seed, "device": str(device),
+              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "loss": spec.loss, "seed": seed, "init": str(init) if init else None, "device": str(device),
               "seconds": round(time.time() - start, 1), "final_loss": round(float(np.mean(losses[-50:])), 4),
               "augment": asdict(spec.augment), "pools": [{"slices": len(p.images), "share": p.share} for p in pools]}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,11 +154,12 @@ class Run:
     pools: list[Pool]
     out: Path
     seed: int = 0
+    init: Path | None = None
 
 
 def _train_run(run: Run, log: Log, threads: int) -> None:
     torch.set_num_threads(threads)
-    train_stage(run.spec, run.pools, run.out, seed=run.seed, log=log)
+    train_stage(run.spec, run.pools, run.out, seed=run.seed, log=log, init=run.init)
 
 
 def train_all(runs: list[Run], log: Log, jobs: int, threads: int) -> None:

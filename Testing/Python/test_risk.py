@@ -178,6 +178,39 @@ def test_delong_comparison_agrees_with_a_paired_bootstrap():
     assert same["difference"] == 0.0 and same["p"] == 1.0
 
 
+def _delong_by_definition(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[float, float, float]:
+    """DeLong et al. 1988 from its definition: the kernel psi over every case-control pair (ties
+    1/2), structural components, their covariance; (difference, SE, two-sided p) of AUC2 - AUC1."""
+    cases, controls = y == 1, y == 0
+    components = []
+    for score in (first, second):
+        psi = (score[cases][:, None] > score[controls][None, :]) + 0.5 * (score[cases][:, None] == score[controls][None, :])
+        components.append((psi.mean(), psi.mean(axis=1), psi.mean(axis=0)))
+    (auc1, v10a, v01a), (auc2, v10b, v01b) = components
+    m, n = cases.sum(), controls.sum()
+    var = (np.var(v10a, ddof=1) + np.var(v10b, ddof=1) - 2 * np.cov(v10a, v10b)[0, 1]) / m \
+        + (np.var(v01a, ddof=1) + np.var(v01b, ddof=1) - 2 * np.cov(v01a, v01b)[0, 1]) / n
+    se = math.sqrt(var)
+    return auc2 - auc1, se, 2 * stats.norm.sf(abs((auc2 - auc1) / se))
+
+
+def test_delong_written_by_risk_fit_matches_its_definition_on_its_predictions(tmp_path):
+    """Issue 17's check: the A-vs-C DeLong p and CI in summary.json equal an independent
+    computation from the tool's own predictions.csv, to 1e-6 (SYNTHETIC cohort)."""
+    cohort, measurements = write_synthetic(synthetic_cohort(900, seed=11), tmp_path / "cohort")
+    out = tmp_path / "risk"
+    assert main(["risk", "fit", "--cohort", str(cohort), "--id-column", "ID", "--outcome", "OUTCOME", "--covariates", "AGE", "SEX",
+                 "--extent-from", str(measurements), "--bootstraps", "0", "-o", str(out)]) == 0
+    predictions = pd.read_csv(out / "predictions.csv")
+    valid = predictions[predictions["split"] == "validation"]
+    y = valid["outcome"].to_numpy()
+    difference, se, p = _delong_by_definition(y, valid["probability_A"].to_numpy(), valid["probability_C"].to_numpy())
+    reported = json.loads((out / "summary.json").read_text())["c_statistic_comparisons"]["A vs C"]
+    assert reported["difference"] == pytest.approx(difference, abs=1e-6)
+    assert reported["p"] == pytest.approx(p, abs=1e-6)
+    assert reported["ci"] == pytest.approx([difference - 1.959964 * se, difference + 1.959964 * se], abs=1e-6)
+
+
 def test_hosmer_lemeshow_and_decision_curve_by_hand(tmp_path):
     """Issue 17, items 4-5: Hosmer–Lemeshow tells true probabilities from halved ones; the net
     benefit at one threshold is recomputed by hand; the files are written."""
