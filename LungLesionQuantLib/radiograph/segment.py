@@ -57,10 +57,13 @@ class RadiographNet:
 
     def labels(self, grey: np.ndarray) -> np.ndarray:
         """The 0 / 1 (lung) / 4 (opacity) label map of a radiograph (H, W)."""
-        probs = self.probabilities(grey)
+        return self.labels_from(self.probabilities(grey))
+
+    def labels_from(self, probs: np.ndarray) -> np.ndarray:
+        """The label map of the network's (3, H, W) probabilities (see the module docstring)."""
         lung = _two_lungs(probs.argmax(axis=0) > 0)
         opacity = probs[2] >= self.opacity_threshold * (probs[1] + probs[2])
-        labels = np.zeros(grey.shape, np.uint8)
+        labels = np.zeros(lung.shape, np.uint8)
         labels[lung] = LUNG_FIELD
         labels[lung & opacity] = OPACITY
         return labels

@@ -23,9 +23,10 @@ def evaluate_folds(data, folds: Callable, fold_dir: Path, thresholds: tuple[floa
         net = RadiographNet(path=fold_dir / f"fold{k}" / "radiograph.onnx", device="cpu")
         for i in test:
             lung, opacity = data.labels[i] > 0, data.labels[i] == 2
+            probs = net.probabilities(data.greys[i].astype(np.float32))
             for t in thresholds:
                 net.opacity_threshold = t
-                scores = score_radiograph(net.labels(data.greys[i].astype(np.float32)), lung, opacity)
+                scores = score_radiograph(net.labels_from(probs), lung, opacity)
                 by_threshold[t].append(scores)
                 if t == OPACITY_THRESHOLD:
                     rows.append({"image": data.names[i], "class": data.classes[i], "fold": k, **scores})

@@ -129,7 +129,7 @@ def test_segment_cxr_writes_the_case_layout_with_lung_and_opacity(covid_radiogra
         assert names["Opacity"]["labelValue"] == OPACITY and names["Lung"]["labelValue"] == LUNG_FIELD
         row = pd.read_csv(folder / "measurements.csv").iloc[0]
         assert row["lung_area_px"] == (labels > 0).sum() and row["opacity_area_px"] == (labels == OPACITY).sum()
-        assert row["opacity_pct"] == pytest.approx(100 * (labels == OPACITY).sum() / (labels > 0).sum())
+        assert row["opacity_pct"] == pytest.approx(100 * (labels == OPACITY).sum() / (labels > 0).sum(), rel=1e-5)
         assert (folder / "overlay.png").stat().st_size > 10_000
         assert json.loads((folder / "provenance.json").read_text())["modality"] == "cxr"
     png_row = pd.read_csv(out / covid_radiographs[0].stem / "measurements.csv").iloc[0]
