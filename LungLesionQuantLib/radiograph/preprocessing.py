@@ -10,8 +10,7 @@ result back to the image's own grid.
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 SIZE = 256
 LOW_PERCENTILE = 0.5
@@ -29,13 +28,15 @@ def to_unit(image: np.ndarray) -> np.ndarray:
 
 
 def resize(images: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize (N, C, H, W) float arrays to ``shape`` (bilinear, or nearest for labels)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    if nearest:
-        out = F.interpolate(tensor, size=shape, mode="nearest")
-    else:
-        out = F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False, antialias=True)
-    return out.numpy()
+    """Resize (N, C, H, W) float arrays to ``shape``: bilinear (Pillow's, antialiased when
+    shrinking) or nearest for labels. Pillow, not torch: inference must run where only the
+    product's dependencies are installed (a Slicer without PyTorch)."""
+    images = np.asarray(images, dtype=np.float32)
+    method = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    out = np.empty(images.shape[:2] + tuple(shape), np.float32)
+    for index in np.ndindex(*images.shape[:2]):
+        out[index] = np.asarray(Image.fromarray(np.ascontiguousarray(images[index])).resize((shape[1], shape[0]), method))
+    return out
 
 
 def network_input(image: np.ndarray) -> np.ndarray:

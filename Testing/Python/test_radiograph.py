@@ -220,3 +220,20 @@ def test_slicer_segments_a_radiograph_volume_and_remeasures_edits(covid_radiogra
     _, after = measure_segmentation(scene, seg, volume, table)
     assert after.row["lung_area_px"] == before["lung_area_px"] and after.row["opacity_pct"] == 0
     assert table.GetTable().GetColumnByName("opacity_pct") is not None
+
+
+def test_segmenting_needs_no_pytorch(covid_radiographs, tmp_path):
+    """Inference runs on the product's dependencies alone (a Slicer has no PyTorch): a CT slice
+    and a radiograph are segmented with ``import torch`` made to fail."""
+    import subprocess
+    import sys
+
+    ct_slice = sorted((shared("lesion_labelled") / "images").glob("*.jpg"))[300]
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['monai'] = None\n"
+            "from LungLesionQuantLib.cli import main\n"
+            f"a = main(['segment', {str(ct_slice)!r}, '-o', {str(tmp_path / 'ct')!r}, '--device', 'cpu'])\n"
+            f"b = main(['segment', {str(covid_radiographs[0])!r}, '-o', {str(tmp_path / 'cxr')!r}, '--device', 'cpu', '--modality', 'cxr'])\n"
+            "sys.exit(10 * a + b)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert list((tmp_path / "ct").glob("*/labels.nii.gz")) and list((tmp_path / "cxr").glob("*/labels.nii.gz"))
