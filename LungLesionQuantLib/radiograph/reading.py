@@ -23,7 +23,6 @@ from .view import NOT_RADIOGRAPH
 from .view import radiograph_probability
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", "")
 RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG")
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD")
 MIN_SIDE = 64
@@ -81,9 +80,9 @@ def read_radiograph(path: str | os.PathLike) -> LoadedRadiograph:
         spacing, spacing_known, files = (1.0, 1.0), False, []
     else:
         grey, spacing, note = _read_dicom(path)
+        _check_pixels(grey, path)
         spacing_known, files = spacing is not None, [str(path)]
         spacing = spacing or (1.0, 1.0)
-    _check_pixels(grey, path)
     image = sitk.GetImageFromArray(grey.astype(np.float32)[None])
     image.SetSpacing((float(spacing[1]), float(spacing[0]), 1.0))  # x = column spacing
     image.SetMetaData(SPACING_KNOWN_KEY, "1" if spacing_known else "0")

@@ -23,6 +23,8 @@ MODEL_FILE = "view.onnx"
 # Held-out counts at these thresholds are in view.train.json.
 NOT_CT = 0.9
 NOT_RADIOGRAPH = 0.1
+# Where nothing is refused but a kind must be chosen (a one-slice volume in Slicer): even odds.
+EVEN_ODDS = 0.5
 
 
 @lru_cache(maxsize=2)

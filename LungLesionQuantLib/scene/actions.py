@@ -33,7 +33,7 @@ from ..labels import RADIOGRAPH_SEGMENTS, SegmentSpec
 from ..modalities import CT, CXR, Modality, modality_of
 from ..studies.overlap import LABEL_GROUPS, compare
 from ..pipeline import CaseOutputs, CaseResult, safe_case_name, write_case
-from ..radiograph.view import radiograph_probability
+from ..radiograph.view import EVEN_ODDS, radiograph_probability
 
 
 @dataclass
@@ -51,7 +51,7 @@ def volume_modality(volume_node) -> Modality:
     image = mrml.image_from_volume_node(volume_node)
     if image.GetDimension() == 3 and image.GetSize()[2] == 1:
         grey = sitk.GetArrayViewFromImage(image)[0]
-        if np.ptp(grey) > 0 and radiograph_probability(grey) >= 0.5:
+        if np.ptp(grey) > 0 and radiograph_probability(grey) >= EVEN_ODDS:
             return CXR
     return CT
 
