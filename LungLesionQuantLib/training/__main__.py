@@ -17,9 +17,8 @@ import torch
 from sklearn.model_selection import KFold
 
 from ..segmentation.cascade import Cascade
-from .datasets import (frame_slices, load_lung_slices, read_lesion_labelled, read_radiopaedia_unlabelled, read_semiseg_train,
-                       with_derived_lungs)
-from .train import LESION_SIZE, LUNG_SIZE, Log, Pool, Run, stage_specs, train_all
+from .pools import LESION_SHARES, LesionData, lung_pools
+from .train import Log, Run, stage_specs, train_all
 
 N_FOLDS = 5
 REPO = Path(__file__).resolve().parents[2]
@@ -42,39 +41,19 @@ def main(argv: list[str] | None = None) -> int:
 
     specs = stage_specs(args.steps_scale)
     if "lung" in args.stages:
-        lung = load_lung_slices(args.data, LUNG_SIZE)
-        groups = np.array(lung.groups)
-        pools = [Pool(lung.images[groups == g], lung.labels[groups == g], share) for g, share in
-                 (("dicom/ricord_1a_000082", 0.2), ("dicom/lung_pet_ct_dx_A0001", 0.15))]
-        ny = ~np.isin(groups, ["dicom/ricord_1a_000082", "dicom/lung_pet_ct_dx_A0001"])
-        pools.append(Pool(lung.images[ny], lung.labels[ny], 0.1))
-        # Published 8-bit slices (not the 50 GGO/Cons slices, which cross-validation holds out)
-        published = [frame_slices(with_derived_lungs(reader(args.data)), LUNG_SIZE)
-                     for reader in (read_lesion_labelled, read_radiopaedia_unlabelled)]
-        pools += [Pool(p.images, p.labels, 0.275) for p in published]
-        log(f"lung data: {len(lung.images)} CT slices, {sum(len(p.images) for p in published)} published slices")
+        pools = lung_pools(args.data)
+        log(f"lung data: {sum(len(p.images) for p in pools)} slices in {len(pools)} pools")
         train_all([Run(specs["lung"], pools, args.models / "lung.onnx")], log, 1, args.threads)
     lesion_stages = [s for s in ("lesion", "type") if s in args.stages]
     if not lesion_stages:
         log("training done")
         return 0
 
-    # The lesion stages see slices framed both ways the cascade frames them: whole (a slice
-    # given as lung region) and cropped to the lungs that the lung stage finds.
-    find_lung = Cascade(args.models, device="cpu", threads=args.threads).lung_mask
-    semiseg_native, _ = read_semiseg_train(args.data)
-    semiseg = [frame_slices(semiseg_native, LESION_SIZE), frame_slices(semiseg_native, LESION_SIZE, find_lung)]
-    infection_native = read_lesion_labelled(args.data)
-    infection = [frame_slices(infection_native, LESION_SIZE), frame_slices(infection_native, LESION_SIZE, find_lung)]
-    log(f"data: {len(semiseg_native.units)} GGO/Cons slices, {len(infection_native.units)} infection slices, each framed 2 ways")
-
-    def pools_for(stage: str, idx: np.ndarray) -> list[Pool]:
-        if stage == "type":
-            return [Pool(s.images[idx], s.labels[idx], 0.5) for s in semiseg]
-        return ([Pool(s.images[idx], (s.labels[idx] > 0).astype(np.uint8), 0.25) for s in semiseg]
-                + [Pool(s.images, s.labels, 0.25) for s in infection])
-
-    all_idx = np.arange(len(semiseg_native.units))
+    lesion_data = LesionData.load(args.data, Cascade(args.models, device="cpu", threads=args.threads).lung_mask,
+                                  pseudo=LESION_SHARES["pseudo_share"] > 0)
+    log(f"data: {lesion_data.n_semiseg} GGO/Cons slices, {len(lesion_data.infection[0].images)} infection slices, each framed 2 ways")
+    pools_for = lesion_data.pools
+    all_idx = np.arange(lesion_data.n_semiseg)
     runs = [Run(specs[stage], pools_for(stage, all_idx), args.models / f"{stage}.onnx") for stage in lesion_stages]
     if not args.no_cv:
         folds = KFold(N_FOLDS, shuffle=True, random_state=0)

@@ -116,15 +116,20 @@ def read_semiseg_train(data: Path) -> tuple[NativeSlices, list[tuple[np.ndarray,
     return NativeSlices(units, labels, names, [f"semiseg:{n}" for n in names]), native
 
 
+def upright(published: np.ndarray) -> np.ndarray:
+    """A transposed published slice (spine on the left) in radiological orientation (spine at the bottom)."""
+    return np.flipud(published.T)
+
+
 def _transposed_slices(images: list[Path], labels: list[Path], patients: list[str]) -> NativeSlices:
     """Published 8-bit slices that are transposed (spine on the left), turned back to radiological
     orientation (spine at the bottom), each patient's intensities re-mapped by its histogram
     landmarks (:data:`CT_LANDMARKS_UNIT`); label PNGs (0/255) to 0/1."""
-    greys = [np.flipud(_grey(p).T).astype(np.uint8) for p in images]
+    greys = [upright(_grey(p)).astype(np.uint8) for p in images]
     landmarks = {v: histogram_landmarks(np.concatenate([g.ravel() for g, w in zip(greys, patients) if w == v]))
                  for v in sorted(set(patients))}
     return NativeSlices([_match_landmarks(g.astype(np.float32), landmarks[v]) for g, v in zip(greys, patients)],
-                        [np.flipud((np.asarray(Image.open(p)) > 127).T).astype(np.uint8) for p in labels],
+                        [upright(np.asarray(Image.open(p)) > 127).astype(np.uint8) for p in labels],
                         [p.stem for p in images], list(patients))
 
 

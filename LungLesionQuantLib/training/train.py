@@ -52,12 +52,15 @@ def stage_specs(scale: float) -> dict[str, StageSpec]:
 
     The lesion and type stages' steps were raised fourfold once a GPU could measure the effect
     (cross-validated lesion Dice 0.693 → 0.717; GGO and Cons unchanged); eightfold gave nothing
-    more (0.718).
+    more (0.718). bfloat16 autocast on the CPU as on the GPU that trained the bundled models:
+    on this CPU's AVX-512 BF16 a lesion-stage step takes 0.15 s against about 0.4 s in float32.
     """
     return {
-        "lung": StageSpec("lung", 1, ["background", "lung"], [1.0, 1.0], max(20, int(900 * scale))),
-        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(4000 * scale)), patch=PATCH),
-        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(3200 * scale)), patch=PATCH),
+        "lung": StageSpec("lung", 1, ["background", "lung"], [1.0, 1.0], max(20, int(900 * scale)), cpu_bf16=True),
+        "lesion": StageSpec("lesion", 1, ["background", "lesion"], [0.5, 1.0], max(20, int(4000 * scale)), patch=PATCH,
+                            cpu_bf16=True),
+        "type": StageSpec("type", 2, ["background", "GGO", "Cons"], [0.5, 1.0, 1.5], max(20, int(3200 * scale)), patch=PATCH,
+                          cpu_bf16=True),
     }
 
 
@@ -102,7 +105,8 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
     start, losses = time.time(), []
     model.train()
     # On a GPU: augmentation on its tensors, convolutions in bfloat16 (the loss in float32).
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or spec.cpu_bf16)
+    bf16 = device.type == "cuda" or spec.cpu_bf16
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     for step in range(spec.steps):
         image, label = _batch(pools, spec.batch, gen)
         image, label = augment(image.to(device), label.to(device), spec.augment, gen)
@@ -123,6 +127,7 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
     size = int(pools[0].images.shape[-1])
     record = {"stage": spec.name, "classes": spec.classes, "in_channels": spec.in_channels, "input_size": size,
               "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "loss": spec.loss, "seed": seed, "init": str(init) if init else None, "device": str(device),
+              "bf16_autocast": bf16,
               "seconds": round(time.time() - start, 1), "final_loss": round(float(np.mean(losses[-50:])), 4),
               "augment": asdict(spec.augment), "pools": [{"slices": len(p.images), "share": p.share} for p in pools]}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 import json
 
 import numpy as np
+import pandas as pd
+import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
@@ -84,3 +86,46 @@ def test_the_8bit_window_matches_the_slices_histogram_landmarks_to_real_cts():
         hu_from_export = g / 255 * (high - low) + low
         hu_on_ct = unit * (WINDOW_HIGH_HU - WINDOW_LOW_HU) + WINDOW_LOW_HU
         assert abs(hu_from_export - hu_on_ct) < 10.0
+
+
+def test_patient_scores_pool_each_patients_slices_and_count_false_lesion():
+    from LungLesionQuantLib.studies.evaluation import slice_metrics
+    from LungLesionQuantLib.training.patient_cv import FALSE_LESION_PX, patient_scores
+
+    rng = np.random.default_rng(3)
+    rows, volumes = [], {}
+    for patient in ("p1", "p2"):
+        ref = (rng.random((6, 40, 40)) > 0.8).astype(np.uint8) * 2
+        pred = (rng.random((6, 40, 40)) > 0.7).astype(np.uint8) * 2
+        ref[0] = 0  # a lesion-free slice with false lesion
+        pred[1], ref[1] = 0, 0  # empty in both: skipped per slice, nothing added per patient
+        volumes[patient] = (ref > 0, pred > 0)
+        rows += [{"patient": patient, **r} for r in slice_metrics(ref, pred, ("lesion",))]
+    scores = patient_scores(pd.DataFrame(rows))
+    for patient, (ref, pred) in volumes.items():
+        assert scores["patients"][patient]["patient_dice"] == pytest.approx(2 * (ref & pred).sum() / (ref.sum() + pred.sum()))
+        assert scores["patients"][patient]["lesion_free_slices"] == 2
+        assert scores["patients"][patient]["lesion_free_slices_with_false_lesion"] == int(pred[0].sum() > FALSE_LESION_PX) == 1
+    assert scores["slices_scored"] == 10 and scores["lesion_free_slices_with_false_lesion"] == 2
+
+
+def test_patient_folds_hold_whole_patients_out_of_the_lesion_pools():
+    import csv
+
+    from LungLesionQuantLib.training.datasets import read_lesion_labelled
+    from LungLesionQuantLib.training.patient_cv import FOLDS
+    from LungLesionQuantLib.training.pools import LesionData
+
+    data = shared("lesion_labelled").parent
+    with open(data / "lesion_labelled" / "slices.csv", newline="") as f:
+        patients = [r["volume"] for r in csv.DictReader(f)]
+    assert sorted(p for fold in FOLDS for p in fold) == sorted(set(patients))  # each patient held out once
+    semiseg, _ = read_semiseg_train(data)
+    whole = [frame_slices(semiseg, 64)], [frame_slices(read_lesion_labelled(data), 64)]
+    lesion_data = LesionData(*whole)
+    for held in FOLDS:
+        pools = lesion_data.pools("lesion", np.arange(50), frozenset(held))
+        kept = sum(len(p.images) for p in pools) - 50
+        assert kept == sum(p not in held for p in patients)
+        assert pools[-1].share == 0.5 and set(np.unique(pools[0].labels)) == {0, 1}
+    assert len(lesion_data.pools("lesion", np.arange(50), infection_share=0.0)) == 1
