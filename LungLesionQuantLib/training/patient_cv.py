@@ -9,7 +9,7 @@ slice itself. Lesion Dice per slice and per patient (all its slices pooled), and
 lesion-free slices show more than 50 pixels of lesion.
 
     python -m LungLesionQuantLib.training.patient_cv train --variant bundled
-    python -m LungLesionQuantLib.training.patient_cv evaluate --variant bundled
+    python -m LungLesionQuantLib.training.patient_cv evaluate --variant bundled -o Resources/Models/patient_cv.json
 """
 from __future__ import annotations
 
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / ".train_cache" / "patient_cv")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.05 for a smoke run)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="where evaluate writes its JSON (default: WORK/VARIANT.json; the model cards read "
+                             "Resources/Models/patient_cv.json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         train(args.data, args.work, args.variant, args.steps_scale, Log(args.work / "train.log"))
         return 0
     result = evaluate(args.data, args.work, args.variant)
-    (args.work / f"{args.variant}.json").write_text(json.dumps(result, indent=2))
+    (args.output or args.work / f"{args.variant}.json").write_text(json.dumps(result, indent=2))
     print(f"{args.variant}: patient lesion Dice {result['patient_dice_mean']:.3f} (per slice {result['slice_dice_mean']:.3f}, "
           f"{result['slices_scored']} slices); lesion-free slices with > {FALSE_LESION_PX} px lesion: "
           f"{result['lesion_free_slices_with_false_lesion']} of {result['lesion_free_slices']}")
