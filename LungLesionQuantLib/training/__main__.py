@@ -52,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     lesion_data = LesionData.load(args.data, Cascade(args.models, device="cpu", threads=args.threads).lung_mask,
                                   pseudo=LESION_SHARES["pseudo_share"] > 0)
     log(f"data: {lesion_data.n_semiseg} GGO/Cons slices, {len(lesion_data.infection[0].images)} infection slices, each framed 2 ways")
-    pools_for = lesion_data.pools
     all_idx = np.arange(lesion_data.n_semiseg)
-    runs = [Run(specs[stage], pools_for(stage, all_idx), args.models / f"{stage}.onnx") for stage in lesion_stages]
+    runs = [Run(specs[stage], lesion_data.pools(stage, all_idx), args.models / f"{stage}.onnx") for stage in lesion_stages]
     if not args.no_cv:
         folds = KFold(N_FOLDS, shuffle=True, random_state=0)
-        runs += [Run(specs[stage], pools_for(stage, train_idx), args.work / "cv" / f"fold{k}" / f"{stage}.onnx", seed=k + 1)
+        runs += [Run(specs[stage], lesion_data.pools(stage, train_idx), args.work / "cv" / f"fold{k}" / f"{stage}.onnx", seed=k + 1)
                  for k, (train_idx, _test_idx) in enumerate(folds.split(all_idx)) for stage in lesion_stages]
     train_all(runs, log, args.jobs, args.threads)
     log("training done")
