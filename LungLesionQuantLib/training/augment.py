@@ -47,6 +47,12 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 def augment(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch: image (B, 1, S, S) in [0, 1], label (B, 1, S, S) integer classes."""
+    image, label = geometric(image, label, cfg, gen)
+    return intensity(image, cfg, gen), label
+
+
+def geometric(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flips, rotation, zoom and shift of :func:`augment`, the same for image and label."""
     b, device = image.shape[0], image.device
     codes = [cfg.dihedral[i] for i in torch.randint(0, len(cfg.dihedral), (b,), generator=gen).tolist()]
     image = torch.stack([_dihedral(image[i], c) for i, c in enumerate(codes)])
@@ -63,14 +69,19 @@ def augment(image: torch.Tensor, label: torch.Tensor, cfg: AugmentConfig, gen: t
     grid = F.affine_grid(theta.to(device), list(image.shape), align_corners=False)
     image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     label = F.grid_sample(label.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).long()
+    return image, label
 
+
+def intensity(image: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """The window jitter, gamma and noise of :func:`augment`: drawn twice on one geometry, two
+    views of a slice that must get the same labels (the teacher's consistency)."""
+    b, device = image.shape[0], image.device
     offset = _uniform(b, -cfg.window_shift, cfg.window_shift, gen).view(b, 1, 1, 1).to(device)
     width = _uniform(b, *cfg.window_scale, gen).view(b, 1, 1, 1).to(device)
     gamma = _uniform(b, *cfg.gamma, gen).view(b, 1, 1, 1).to(device)
     image = ((image - offset) / width).clamp(0.0, 1.0) ** gamma
     sigma = _uniform(b, 0.0, cfg.noise_std, gen).view(b, 1, 1, 1)
-    image = image + (sigma * torch.randn(image.shape, generator=gen)).to(device)
-    return image, label
+    return image + (sigma * torch.randn(image.shape, generator=gen)).to(device)
 
 
 def perturb_mask(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -174,6 +174,46 @@ def with_derived_lungs(native: NativeSlices) -> NativeSlices:
     return NativeSlices(native.units, labels, native.names, native.groups)
 
 
+# A CT of the data without pneumonia (a lung cancer), whose lungs teach "no lesion" (issue 25:
+# vessels, bronchial walls and partial volume at the diaphragm are not GGO or Cons).
+NO_PNEUMONIA_VOLUME = "dicom/lung_pet_ct_dx_A0001"
+COVID_VOLUME = "dicom/ricord_1a_000082"
+IGNORE = 255
+# Dense (> -300 HU) parts of that lung at least this wide in-plane (mm) — the mass, the liver
+# dome in partial volume — are left out of the "no lesion" label rather than taught either way.
+COMPACT_DENSE_MM = 10.0
+
+
+def _lung_rows(data: Path, rel: str, find_lung: LungFinder) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    image = to_lps(read_ct(data / rel).image)
+    hu = sitk.GetArrayFromImage(image)
+    lung = find_lung(hu)
+    rows = np.flatnonzero(lung.any(axis=(1, 2)))
+    return hu[rows], lung[rows], image.GetSpacing()[::-1]
+
+
+def ct_volume_slices(data: Path, find_lung: LungFinder, rel: str = COVID_VOLUME) -> NativeSlices:
+    """The slices of a real CT volume (in HU) on which ``find_lung`` finds lung, unlabelled
+    (empty label maps): a scanner's own intensities, for learning without labels."""
+    hu, _, _ = _lung_rows(data, rel, find_lung)
+    units = list(hu_to_unit(hu))
+    return NativeSlices(units, [np.zeros(u.shape, np.uint8) for u in units], [f"{rel}:{z}" for z in range(len(units))], [rel] * len(units))
+
+
+def no_pneumonia_slices(data: Path, find_lung: LungFinder) -> NativeSlices:
+    """The lung slices of :data:`NO_PNEUMONIA_VOLUME` labelled "no lesion" (0) everywhere but on
+    compact dense regions inside the lungs (:data:`IGNORE`; :data:`COMPACT_DENSE_MM`)."""
+    hu, lung, spacing = _lung_rows(data, NO_PNEUMONIA_VOLUME, find_lung)
+    r = max(1, int(round(COMPACT_DENSE_MM / 2 / spacing[1])))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = (yy ** 2 + xx ** 2 <= r * r)[None]
+    filled = np.stack([ndimage.binary_fill_holes(s) for s in lung])
+    compact = ndimage.binary_dilation(ndimage.binary_opening(filled & (hu > -300), structure=disc), structure=disc)
+    labels = np.where(compact & filled, IGNORE, 0).astype(np.uint8)
+    return NativeSlices(list(hu_to_unit(hu)), list(labels), [f"{NO_PNEUMONIA_VOLUME}:{z}" for z in range(len(hu))],
+                        [NO_PNEUMONIA_VOLUME] * len(hu))
+
+
 def load_lung_slices(data: Path, size: int) -> SliceSet:
     """Axial slices in HU with lung labels derived by :func:`derive_lung_mask`.
 

@@ -36,8 +36,8 @@ def lung_pools(data: Path, held_out: frozenset[str] = frozenset()) -> list[Pool]
     return pools
 
 
-def _both_framings(native: NativeSlices, find_lung: LungFinder) -> list[SliceSet]:
-    return [frame_slices(native, LESION_SIZE), frame_slices(native, LESION_SIZE, find_lung)]
+def _both_framings(native: NativeSlices, find_lung: LungFinder, size: int = LESION_SIZE) -> list[SliceSet]:
+    return [frame_slices(native, size), frame_slices(native, size, find_lung)]
 
 
 @dataclass
@@ -53,10 +53,11 @@ class LesionData:
     pseudo: list[SliceSet] = field(default_factory=list)
 
     @classmethod
-    def load(cls, data: Path, find_lung: LungFinder, pseudo: bool = False) -> "LesionData":
+    def load(cls, data: Path, find_lung: LungFinder, pseudo: bool = False, size: int = LESION_SIZE) -> "LesionData":
+        """``size``: the side of the network input (the lesion stage's, or the teacher's)."""
         semiseg, _ = read_semiseg_train(data)
-        return cls(_both_framings(semiseg, find_lung), _both_framings(read_lesion_labelled(data), find_lung),
-                   _both_framings(read_radiopaedia_unlabelled(data), find_lung) if pseudo else [])
+        return cls(_both_framings(semiseg, find_lung, size), _both_framings(read_lesion_labelled(data), find_lung, size),
+                   _both_framings(read_radiopaedia_unlabelled(data), find_lung, size) if pseudo else [])
 
     @property
     def n_semiseg(self) -> int:

@@ -11,7 +11,7 @@ from PIL import Image
 from LungLesionQuantLib.segmentation.cascade import StageModel
 from LungLesionQuantLib.input.imageio import read_ct, to_lps
 from LungLesionQuantLib.training.augment import AugmentConfig, augment, perturb_mask
-from LungLesionQuantLib.training.datasets import frame_slices, read_semiseg_train
+from LungLesionQuantLib.training.datasets import SliceSet, frame_slices, read_semiseg_train
 from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask
 from LungLesionQuantLib.training.network import unet_from_onnx
 from LungLesionQuantLib.training.train import Log, Pool, Run, StageSpec, train_all, train_stage
@@ -129,3 +129,69 @@ def test_patient_folds_hold_whole_patients_out_of_the_lesion_pools():
         assert kept == sum(p not in held for p in patients)
         assert pools[-1].share == 0.5 and set(np.unique(pools[0].labels)) == {0, 1}
     assert len(lesion_data.pools("lesion", np.arange(50), infection_share=0.0)) == 1
+
+
+def _small_teacher_data():
+    from LungLesionQuantLib.training.datasets import read_lesion_labelled
+    from LungLesionQuantLib.training.teacher import TeacherData
+
+    data = shared("semiseg_train").parent
+    semiseg = frame_slices(read_semiseg_train(data)[0], 64)
+    infection = frame_slices(read_lesion_labelled(data), 64)
+    keep = np.isin(infection.groups, ["coronacases_002", "coronacases_005"])
+    pools = {"ggo_cons": [Pool(semiseg.images[:8], semiseg.labels[:8], 1.0)],
+             "infection": [Pool(infection.images[keep][::20], infection.labels[keep][::20], 1.0)],
+             "unlabelled": [Pool(semiseg.images[8:16], np.zeros_like(semiseg.labels[8:16]), 1.0)]}
+    held_rows = np.flatnonzero(~keep)[::40]
+    return TeacherData(**pools, held_ggo_cons=SliceSet(semiseg.images[40:], semiseg.labels[40:], semiseg.names[40:], semiseg.groups[40:]),
+                       held_infection=SliceSet(infection.images[held_rows], infection.labels[held_rows],
+                                               [infection.names[i] for i in held_rows], [infection.groups[i] for i in held_rows]))
+
+
+def test_the_teacher_resumes_exactly_where_it_stopped_and_exports_a_one_stage_model(tmp_path, monkeypatch):
+    """An interrupted run continued with --resume ends with the same weights as one uninterrupted run."""
+    from LungLesionQuantLib.training import teacher
+
+    data = _small_teacher_data()
+    recipe = teacher.Recipe(steps=4, patch=64, ggo_cons_batch=2, infection_batch=2, unlabelled_batch=2, consistency_ramp=2)
+    log = Log(tmp_path / "log.txt")
+    teacher.train(data, recipe, tmp_path / "whole", log, resume=False, eval_every=0)
+    monkeypatch.setattr(teacher, "CHECKPOINT_SECONDS", 0)
+    real_update, calls = teacher._ema_update, []
+
+    def dying_update(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_update(*args)
+
+    monkeypatch.setattr(teacher, "_ema_update", dying_update)
+    with pytest.raises(KeyboardInterrupt):
+        teacher.train(data, recipe, tmp_path / "stopped", log, resume=False, eval_every=0)
+    assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["step"] == 2
+    with pytest.raises(SystemExit, match="--resume"):
+        teacher.train(data, recipe, tmp_path / "stopped", log, resume=False, eval_every=0)
+    monkeypatch.setattr(teacher, "_ema_update", real_update)
+    teacher.train(data, recipe, tmp_path / "stopped", log, resume=True, eval_every=2)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)
+    for key, value in whole["ema"].items():
+        assert torch.equal(value, resumed["ema"][key]), key
+    assert [h["step"] for h in resumed["history"]] == [4]
+    assert {"GGO", "Cons", "lesion", "patient_dice", "false_lit"} <= set(resumed["history"][0])
+    stage = StageModel.load(tmp_path / "stopped" / "teacher.onnx", ["CPUExecutionProvider"], 1)
+    assert stage.size == 64 and stage.classes == ["background", "GGO", "Cons"]
+
+
+def test_the_teacher_loss_ignores_pixels_marked_ignore_and_reads_lesion_as_ggo_or_cons():
+    from LungLesionQuantLib.training.datasets import IGNORE
+    from LungLesionQuantLib.training.teacher import TeacherLoss
+
+    loss = TeacherLoss((0.5, 1.0, 1.5))
+    logits = torch.zeros(2, 3, 8, 8)
+    logits[:, 2] = 6.0  # confidently Cons everywhere
+    lesion = torch.ones(2, 1, 8, 8, dtype=torch.long)
+    _, all_lesion = loss(logits, lesion, 0)
+    _, none_lesion = loss(logits, torch.zeros_like(lesion), 0)
+    _, ignored = loss(logits, torch.full_like(lesion, IGNORE).index_fill_(3, torch.tensor([0]), 1), 0)
+    assert all_lesion < 0.05 < none_lesion and ignored < 0.05
