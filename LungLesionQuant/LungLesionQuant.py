@@ -381,7 +381,7 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         self.ensureDependencies("export")
         from LungLesionQuantLib.scene.actions import export_segmentation
 
-        return export_segmentation(slicer.mrmlScene, segmentationNode, referenceVolume, folder,
+        return export_segmentation(segmentationNode, referenceVolume, folder,
                                    dicom_files=self.dicomFiles(referenceVolume), overwrite=overwrite)
 
     def compareNodes(self, referenceSegmentation, testSegmentation, referenceVolume, tableNode=None):

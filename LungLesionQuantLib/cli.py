@@ -16,7 +16,7 @@ from .modalities import MODALITIES
 from .pipeline import BatchResult, CaseOptions, segment_batch
 from .radiograph.reading import is_dicom_radiograph
 from .radiograph.segment import RadiographNet
-from .segmentation.preprocessing import GreyWindow
+from .input.grey_window import GreyWindow
 
 INTERRUPTED = 130  # the shell's status for Ctrl-C
 

@@ -14,23 +14,25 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import pandas as pd
 import SimpleITK as sitk
 
 from . import __version__
-from .scene import mrml
 from .outputs.atomic import CaseStage, atomic_path
-from .segmentation.cascade import Cascade, Progress, findings_of
+from .runtime import Progress
+from .segmentation.cascade import Cascade, findings_of
 from .errors import InputError, LungLesionQuantError, OutputExistsError
-from .outputs.exports import write_segmentation, write_table, write_volume
+from .outputs.case_files import write_label_volume, write_seg_nrrd, write_table
 from .outputs.methods import methods_text
 from .input.imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
 from .modalities import CT, CXR, Modality, modality_of
-from .segmentation.preprocessing import GreyWindow, hu_to_unit
+from .input.grey_window import GreyWindow
+from .segmentation.preprocessing import hu_to_unit
 from .outputs.overlay import write_overlay
-from .radiograph.preprocessing import to_unit
+from .input.grey_levels import to_unit
 from .radiograph.reading import read_radiograph
 from .outputs.report import write_report
 from .measurement.quantify import measurement_columns
@@ -100,12 +102,12 @@ def backup_name(name: str, stamp: str) -> str:
 
 @dataclass
 class CaseOutputs:
-    """What goes into a case folder besides the CT: its label image, and optionally the
-    segmentation node to save as is (a person's edited one) and extra files to write."""
+    """What goes into a case folder besides the CT: its label image, extra files to write, and
+    how to write the segmentation file where the caller holds one as is (Slicer: a person's
+    edited segmentation node; else it is written from the label image)."""
 
     label_image: sitk.Image
-    scene: object = None
-    seg_node: object = None
+    write_segmentation: Callable[[Path], Path] | None = None
     warnings: list[str] = field(default_factory=list)
     report: bool = False
     dicom_files: list[str] = field(default_factory=list)
@@ -131,18 +133,9 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     row = {"case": case, **modality.measure(outputs.label_image)}
     findings = findings_of(outputs.label_image)
     warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + modality.warnings(outputs.label_image)))
-    scene, seg_node = outputs.scene, outputs.seg_node
-    if seg_node is None:
-        scene = mrml.new_scene()
-        ct_node = mrml.volume_node(scene, ct_image, case)
-        seg_node = mrml.segmentation_node(scene, mrml.volume_node(scene, outputs.label_image, f"{case}_labels", labelmap=True),
-                                          ct_node, f"{case}_segmentation", modality.segments)
-    label_node = mrml.volume_node(scene, outputs.label_image, f"{case}_labels_export", labelmap=True)
-    written = [write_volume(label_node, stage.path(LABELS_FILE)), write_segmentation(seg_node, stage.path(SEGMENTATION_FILE))]
-    scene.RemoveNode(label_node)
-    table = mrml.table_node(scene, [row], f"{case}_measurements")
-    written.append(write_table(table, stage.path(MEASUREMENTS_FILE)))
-    scene.RemoveNode(table)
+    write_segmentation = outputs.write_segmentation or partial(write_seg_nrrd, outputs.label_image, modality.segments)
+    written = [write_label_volume(outputs.label_image, stage.path(LABELS_FILE)), write_segmentation(stage.path(SEGMENTATION_FILE)),
+               write_table([row], stage.path(MEASUREMENTS_FILE))]
     ct_lps, label_lps = to_lps(ct_image), to_lps(outputs.label_image)
     hu, labels, spacing = sitk.GetArrayViewFromImage(ct_lps), sitk.GetArrayViewFromImage(label_lps), ct_lps.GetSpacing()
     title = f"{case}: {modality.headline(row)}"
@@ -215,8 +208,7 @@ def write_cohort_table(out_root: Path) -> Path:
     columns = [c for modality in (CT, CXR) for c in modality.columns() if c in present] or measurement_columns()
     rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
     rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns}} for r in rows]
-    scene = mrml.new_scene()
-    return write_table(mrml.table_node(scene, rows, "measurements"), out_root / MEASUREMENTS_FILE)
+    return write_table(rows, out_root / MEASUREMENTS_FILE)
 
 
 @dataclass
@@ -310,7 +302,7 @@ def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, options: 
 def is_complete(out_dir: Path, inference: dict, window: GreyWindow | None = None) -> bool:
     """Whether a case folder holds a complete result of these models and settings: every file
     ``provenance.json`` lists is there with its checksum, the layout's files are all there, and
-    the models, inference settings and any given window are the same (for ``--resume``)."""
+    the models, inference settings and, for 8-bit slices, any given window are the same (for ``--resume``)."""
     try:
         provenance = json.loads((out_dir / PROVENANCE_FILE).read_text())
         written = provenance["written"]
@@ -321,8 +313,10 @@ def is_complete(out_dir: Path, inference: dict, window: GreyWindow | None = None
         return False
     same = json.dumps([provenance.get("models"), provenance.get("inference")], sort_keys=True) == \
         json.dumps([inference.get("models"), inference.get("settings")], sort_keys=True)
+    # A window reads 8-bit slices only: a case read in HU (a volume, a DICOM series) recorded
+    # none, and the window given to this run has no bearing on it.
     given = {"width_hu": window.width, "level_hu": window.level, "source": window.source} if window else None
-    return same and (given is None or provenance.get("window") == given)
+    return same and (given is None or "window" not in provenance or provenance["window"] == given)
 
 
 # Room for the hidden temporary names built from a case name within a file name's 255 bytes.

@@ -14,14 +14,14 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from .input_checks import check_dicom_series, check_file, check_slice_image, validate_ct
-from ..segmentation.preprocessing import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
-from ..radiograph.view import NOT_CT
-from ..radiograph.reading import RADIOGRAPH_MODALITIES
-from ..radiograph.view import radiograph_probability
+from .grey_window import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
+from .view_gate import NOT_CT, radiograph_probability
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+# DICOM Modality values of radiographs (read with --modality cxr).
+RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG")
 
 
 @dataclass
@@ -120,8 +120,8 @@ def _read_volume_file(path: Path) -> LoadedCT:
 
 def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
     """An 8-bit slice export, 1 mm pixels, read as HU under ``window``, else under the window
-    estimated from the slice's own landmarks (:func:`preprocessing.estimate_grey_window`), else
-    under the documented one (:data:`preprocessing.GREY8_WINDOW_HU`), with a warning."""
+    estimated from the slice's own landmarks (:func:`.grey_window.estimate_grey_window`), else
+    under the documented one (:data:`.grey_window.GREY8_WINDOW_HU`), with a warning."""
     check_slice_image(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))

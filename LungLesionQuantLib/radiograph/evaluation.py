@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..labels import OPACITY
-from .preprocessing import resize
+from ..input.grey_levels import resize
 from .reading import IMAGE_SUFFIXES, read_radiograph
 
 

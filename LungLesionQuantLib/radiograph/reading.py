@@ -17,13 +17,12 @@ import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..input.imageio import RADIOGRAPH_MODALITIES
 from ..input.input_checks import check_file
+from ..input.view_gate import NOT_RADIOGRAPH, radiograph_probability
 from .measure import SPACING_KNOWN_KEY
-from .view import NOT_RADIOGRAPH
-from .view import radiograph_probability
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG")
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD")
 MIN_SIDE = 64
 # Largest gap between the R, G and B of a pixel that still counts as grey (JPEG ringing).
@@ -151,7 +150,8 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, tuple[float, float] | None, str
             spacing = (float(value[0]), float(value[1]))
             break
     note = (f"DICOM {modality} {pixels.shape[1]}x{pixels.shape[0]}, {getattr(ds, 'BitsStored', '?')} bits, {photometric}"
-            + (f", view {view}" if view else "") + (", mirrored to the usual display (PatientOrientation R…)" if mirrored else "") + (f", {spacing[0]:.3f}x{spacing[1]:.3f} mm pixels" if spacing else ", no pixel spacing"))
+            + (f", view {view}" if view else "") + (", mirrored to the usual display (PatientOrientation R…)" if mirrored else "")
+            + (f", {spacing[0]:.3f}x{spacing[1]:.3f} mm pixels" if spacing else ", no pixel spacing"))
     return grey, spacing, note
 
 

@@ -15,11 +15,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..segmentation.cascade import Progress, StageModel, providers_for
+from ..runtime import Progress, StageModel, providers_for
 from ..errors import LungLesionQuantError
 from ..labels import LUNG_FIELD, OPACITY
 from ..resources import MODEL_DIR
-from .preprocessing import PREPROCESSING_ID, network_input, resize
+from ..input.grey_levels import resize
+from .preprocessing import PREPROCESSING_ID, network_input
 
 MODEL_FILE = "radiograph.onnx"
 MIN_LUNG_SHARE = 0.1  # of the largest lung region

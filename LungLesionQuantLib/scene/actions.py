@@ -17,6 +17,7 @@ none of the statistics packages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,16 @@ import vtk
 from scipy import ndimage
 
 from . import mrml
-from ..segmentation.cascade import Cascade, Progress, findings_of
+from .exports import write_segmentation
+from ..runtime import Progress
+from ..segmentation.cascade import Cascade, findings_of
 from ..errors import InputError
 from ..input.input_checks import validate_ct
 from ..labels import RADIOGRAPH_SEGMENTS, SegmentSpec
 from ..modalities import CT, CXR, Modality, modality_of
 from ..studies.overlap import LABEL_GROUPS, compare
 from ..pipeline import CaseOutputs, CaseResult, safe_case_name, write_case
-from ..radiograph.view import EVEN_ODDS, radiograph_probability
+from ..input.view_gate import EVEN_ODDS, radiograph_probability
 
 
 @dataclass
@@ -154,13 +157,13 @@ def measure_segmentation(scene, seg_node, reference_node, table_node=None):
     return table_node, Measured(label_image, row, warnings)
 
 
-def export_segmentation(scene, seg_node, reference_node, folder: Path, case: str | None = None,
+def export_segmentation(seg_node, reference_node, folder: Path, case: str | None = None,
                         dicom_files: list[str] | None = None, overwrite: bool = False) -> CaseResult:
     """Write ``folder/<case>/`` as the CLI does, from the node as edited, plus ``report.pdf`` and DICOM SEG."""
     case = safe_case_name(case or reference_node.GetName())
     modality = segmentation_modality(seg_node)
     label_image, warnings = labels_from_segmentation(seg_node, reference_node, modality.segments)
-    outputs = CaseOutputs(label_image, scene=scene, seg_node=seg_node, warnings=warnings, report=modality is CT,
+    outputs = CaseOutputs(label_image, partial(write_segmentation, seg_node), warnings=warnings, report=modality is CT,
                           dicom_files=list(dicom_files or []) if modality is CT else [], modality=modality)
     return write_case(case, mrml.image_from_volume_node(reference_node), outputs, Path(folder) / case,
                       source=f"volume node '{reference_node.GetName()}'", overwrite=overwrite)

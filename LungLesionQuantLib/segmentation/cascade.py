@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-import onnxruntime as ort
 import SimpleITK as sitk
 from scipy import ndimage
 
 from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching,
                       smallest_lung_voxels, touches_edge)
-from ..errors import LungLesionQuantError
+from ..runtime import Progress, StageModel, providers_for
 from ..input.imageio import to_lps
 from ..labels import CONS, GGO, LUNG_NORMAL
 from ..resources import MODEL_DIR
@@ -46,68 +42,6 @@ HU_PRIOR_WEIGHT = 0.5
 # view) exceeds this share of the lung.
 CUT_WARNING_FRACTION = 0.01
 FINDINGS_KEY = "LungLesionQuant.findings"
-
-Progress = Callable[[str, int, int], None]
-
-
-def providers_for(device: str) -> list[str]:
-    """onnxruntime providers for ``device`` ('auto', 'cpu' or 'cuda')."""
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise LungLesionQuantError(f"device 'cuda' asked for, but onnxruntime offers only {', '.join(available)}; install onnxruntime-gpu or use --device cpu")
-    return ["CPUExecutionProvider"]
-
-
-@dataclass
-class StageModel:
-    """One ONNX network with what its metadata says about it."""
-
-    name: str
-    session: ort.InferenceSession
-    size: int
-    classes: list[str]
-
-    @classmethod
-    def load(cls, path: Path, providers: list[str], threads: int | None) -> "StageModel":
-        if not path.exists():
-            raise LungLesionQuantError(f"model file {path} is missing; expected the bundled models in {path.parent}")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-            meta = session.get_modelmeta().custom_metadata_map
-            return cls(meta.get("llq_stage", path.stem), session, int(meta["llq_input_size"]), json.loads(meta["llq_classes"]))
-        except Exception as exc:  # onnxruntime raises its own kinds on a damaged or foreign file
-            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-            raise LungLesionQuantError(f"model file {path} could not be loaded ({first}); expected an ONNX model "
-                                       "written by LungLesionQuant's training (with its llq_* metadata)") from None
-
-    def probabilities(self, batch_input: np.ndarray, batch_size: int, progress: Progress | None = None,
-                      flips: tuple[int, ...] = ()) -> np.ndarray:
-        """Softmax probabilities (N, K, S, S) for inputs (N, C, S, S), run ``batch_size`` at a time,
-        averaged with those of the inputs mirrored along each axis in ``flips`` (test-time augmentation)."""
-        out = np.empty((batch_input.shape[0], len(self.classes)) + batch_input.shape[2:], dtype=np.float32)
-        for start in range(0, batch_input.shape[0], batch_size):
-            chunk = batch_input[start:start + batch_size]
-            probs = self._softmax(chunk)
-            for axis in flips:
-                probs += np.flip(self._softmax(np.ascontiguousarray(np.flip(chunk, axis))), axis)
-            out[start:start + batch_size] = probs / (1 + len(flips))
-            if progress:
-                progress(self.name, min(start + batch_size, batch_input.shape[0]), batch_input.shape[0])
-        return out
-
-    def _softmax(self, chunk: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {"image": chunk})[0]
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
 
 class Cascade:
     """The three stages, loaded once and applied to any number of CTs."""

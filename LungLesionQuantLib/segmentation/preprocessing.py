@@ -1,34 +1,20 @@
 """Slice preprocessing shared by training and inference, so the two can never drift.
 
 Every network sees a lung-window slice (level -600 HU, width 1500 HU) scaled to [0, 1],
-padded to a square and resized.
-
-8-bit slice exports (the published 2D slices, and PNG/JPG input) carry no HU. The data notes
-suggest inverting that lung window, but the slices' own histograms say otherwise: aerated
-lung and soft tissue sit at grey 45 and 211 (modes over the 50 GGO/Cons slices, by
-:func:`histogram_landmarks`), where on real HU CTs under the lung window they
-sit at grey 68 and 222 (RICORD and Lung-PET-CT-Dx). Matching the two gives the window below,
-HU = g / 255 * 1392 - 1196; with the data notes' window, ground glass of those slices would
-read about -810 HU and consolidation -375 HU, and a network trained on them would call the
-ground glass of real CTs (about -500 HU) consolidation.
-
-Exports from other sources use other windows (the Coronacases slices put the same landmarks
-at grey 14 and 95), so a slice's window is estimated from its own landmarks
-(:func:`estimate_grey_window`): the aerated-lung and soft-tissue modes are mapped to where they
-lie on real CTs, -950 and -44 HU. The fixed window above is used only where no landmarks are found.
+padded to a square and resized. How an 8-bit slice export becomes HU before this: :mod:`..input.grey_window`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..input.grey_window import CT_LANDMARKS_HU
+
 WINDOW_LOW_HU = -1350.0
 WINDOW_HIGH_HU = 150.0
-GREY8_WINDOW_HU = (-1196.0, 196.0)
 
 
 def clip_to_window(hu: np.ndarray) -> np.ndarray:
@@ -52,102 +38,9 @@ def hu_to_unit(hu: np.ndarray) -> np.ndarray:
     return window_to_unit(clip_to_window(hu))
 
 
-def grey8_to_hu(grey: np.ndarray) -> np.ndarray:
-    """HU of an 8-bit slice export under :data:`GREY8_WINDOW_HU` (an estimate: see the module docstring)."""
-    return DOCUMENTED_WINDOW.to_hu(grey)
-
-
-# Where the histogram landmarks of aerated lung and soft tissue lie on real HU CTs under the
-# lung window (grey 79 / 210 on RICORD, 57 / 234 on Lung-PET-CT-Dx, by :func:`histogram_landmarks`
-# on lung-box crops); their means, as unit values of the lung window (-950 and -44 HU).
-CT_LANDMARKS_UNIT = (68 / 255, 222 / 255)
-# Where the documented window puts the soft-tissue landmark, and how far a slice's own may lie
-# from it and still be read under the documented window (the 50 GGO/Cons slices: 187-251).
-DOCUMENTED_SOFT_GREY = 211
-SOFT_GREY_TOLERANCE = 40
-# A landmark counts when at least this share of the slice's pixels lies within LANDMARK_HALF_WIDTH
-# grey levels of it, the soft-tissue one is not saturated, and the two are MIN_LANDMARK_GAP apart.
-LANDMARK_MIN_SHARE = 0.08
-LANDMARK_HALF_WIDTH = 8
-SATURATED_GREY = 245
-MIN_LANDMARK_GAP = 40
-# An estimate this far from the documented window is warned about (relative width; level in HU).
-WINDOW_WARN_WIDTH = 0.25
-WINDOW_WARN_LEVEL_HU = 150.0
-
-
-def histogram_landmarks(grey: np.ndarray) -> tuple[int, int]:
-    """The aerated-lung and soft-tissue modes of 8-bit slices: the histogram peaks below and
-    above the Otsu threshold (the lowest grey levels and saturation excluded)."""
-    grey = np.asarray(grey).astype(np.uint8)
-    hist = np.convolve(np.bincount(grey.ravel(), minlength=256).astype(float), np.ones(5) / 5, mode="same")
-    otsu = sitk.OtsuThresholdImageFilter()
-    otsu.Execute(sitk.GetImageFromArray(grey.reshape(1, -1)))
-    threshold = int(otsu.GetThreshold())
-    return 3 + int(np.argmax(hist[3:threshold])), threshold + int(np.argmax(hist[threshold:252]))
-
-
-@dataclass(frozen=True)
-class GreyWindow:
-    """The HU window an 8-bit slice was exported under: grey 0 is ``low_hu``, 255 ``high_hu``."""
-
-    low_hu: float
-    high_hu: float
-    source: str
-
-    @property
-    def width(self) -> float:
-        return self.high_hu - self.low_hu
-
-    @property
-    def level(self) -> float:
-        return (self.high_hu + self.low_hu) / 2.0
-
-    @classmethod
-    def from_width_level(cls, width: float, level: float, source: str = "given") -> "GreyWindow":
-        return cls(level - width / 2.0, level + width / 2.0, source)
-
-    def to_hu(self, grey: np.ndarray) -> np.ndarray:
-        return np.asarray(grey, dtype=np.float32) / np.float32(255.0) * np.float32(self.width) + np.float32(self.low_hu)
-
-    def describe(self) -> str:
-        return f"window {self.width:.0f}/{self.level:.0f} HU (width/level), {self.source}"
-
-    def far_from_documented(self) -> bool:
-        return (abs(self.width - DOCUMENTED_WINDOW.width) > WINDOW_WARN_WIDTH * DOCUMENTED_WINDOW.width
-                or abs(self.level - DOCUMENTED_WINDOW.level) > WINDOW_WARN_LEVEL_HU)
-
-
-DOCUMENTED_WINDOW = GreyWindow(*GREY8_WINDOW_HU, "documented")
-
-
-def estimate_grey_window(grey: np.ndarray) -> Optional[GreyWindow]:
-    """The window of an 8-bit slice, from its own landmarks (aerated-lung and soft-tissue modes).
-
-    The documented window where the slice's soft tissue lies within :data:`SOFT_GREY_TOLERANCE`
-    of where that window puts it: one slice's landmarks are noisy (diseased lung has little
-    aerated lung; measured on the 50 GGO/Cons slices, a per-slice estimate lost 0.011 Cons Dice),
-    so the window measured over many slices is kept where the slice agrees with it. Elsewhere
-    the window that maps both landmarks to :data:`CT_LANDMARKS_UNIT`; None where the slice
-    contradicts the documented window but shows no reliable pair of landmarks.
-    """
-    grey = np.asarray(grey).astype(np.uint8)
-    if grey.size == 0 or grey.min() == grey.max():
-        return None
-    lung, soft = histogram_landmarks(grey)
-    if abs(soft - DOCUMENTED_SOFT_GREY) <= SOFT_GREY_TOLERANCE:
-        return GreyWindow(*GREY8_WINDOW_HU, f"documented (the slice's soft tissue at grey {soft} agrees with it)")
-    counts = np.bincount(grey.ravel(), minlength=256)
-
-    def share(mode: int) -> float:
-        return counts[max(0, mode - LANDMARK_HALF_WIDTH):mode + LANDMARK_HALF_WIDTH + 1].sum() / grey.size
-
-    if soft - lung < MIN_LANDMARK_GAP or soft >= SATURATED_GREY or min(share(lung), share(soft)) < LANDMARK_MIN_SHARE:
-        return None
-    lung_hu, soft_hu = (float(unit_to_hu(np.float32(u))) for u in CT_LANDMARKS_UNIT)
-    hu_per_grey = (soft_hu - lung_hu) / (soft - lung)
-    low = lung_hu - lung * hu_per_grey
-    return GreyWindow(low, low + 255 * hu_per_grey, f"estimated from the slice (aerated lung at grey {lung}, soft tissue at {soft})")
+# Where the histogram landmarks of aerated lung and soft tissue lie on real CTs, as unit values
+# of the lung window (:data:`..input.grey_window.CT_LANDMARKS_HU`).
+CT_LANDMARKS_UNIT = tuple(float(hu_to_unit(np.float32(h))) for h in CT_LANDMARKS_HU)
 
 
 @dataclass(frozen=True)

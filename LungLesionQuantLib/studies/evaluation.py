@@ -32,7 +32,7 @@ from ..input.labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
 from ..labels import CONS, GGO, LUNG_NORMAL
 from .overlap import LABEL_GROUPS, label_dice, on_reference_grid
 from ..pipeline import case_inputs
-from ..segmentation.preprocessing import GreyWindow
+from ..input.grey_window import GreyWindow
 from ..measurement.quantify import measure_labels
 
 # The whole lung (references label lung, not normal lung), then the lesion groups of :mod:`.overlap`.

@@ -243,7 +243,8 @@ class FittedModel:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Probability with a 95 % CI (delta method on the logit scale)."""
         eta, se = self.linear_predictor(frame)
-        expit = lambda v: 1.0 / (1.0 + np.exp(-v))
+        from scipy.special import expit
+
         return pd.DataFrame({"probability": expit(eta), "ci_low": expit(eta - 1.959964 * se), "ci_high": expit(eta + 1.959964 * se)},
                             index=frame.index)
 

@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold
 
 from ..segmentation.cascade import DEFAULT_MODEL_DIR, HU_PRIOR_WEIGHT, TTA_FLIPS, Cascade
 from ..studies.evaluation import CODINGS, Evaluation, apply_coding, score_case, summarise
-from ..segmentation.preprocessing import grey8_to_hu
+from ..input.grey_window import grey8_to_hu
 from .datasets import read_semiseg_train
 
 N_FOLDS = 5

@@ -17,7 +17,8 @@ from PIL import Image
 from scipy import ndimage
 
 from ..input.imageio import read_ct, to_lps
-from ..segmentation.preprocessing import CT_LANDMARKS_UNIT, bounding_fit, histogram_landmarks, fit_box, grey8_to_hu, hu_to_unit, unit_to_hu, whole_slice_fit
+from ..input.grey_window import grey8_to_hu, histogram_landmarks
+from ..segmentation.preprocessing import CT_LANDMARKS_UNIT, bounding_fit, fit_box, hu_to_unit, unit_to_hu, whole_slice_fit
 from .lung_labels import crop_body_mask, derive_lung_mask
 
 # NY-SBU single slices, each checked by eye against its derived lung mask (2026-11-22):
@@ -99,7 +100,7 @@ def _grey(path: Path) -> np.ndarray:
 
 def read_semiseg_train(data: Path) -> tuple[NativeSlices, list[tuple[np.ndarray, np.ndarray]]]:
     """The 50 radiologist-labelled slices (0 background, 1 GGO, 2 Cons), as published; grey
-    read as HU by :func:`preprocessing.grey8_to_hu`, then windowed as every input. Each slice
+    read as HU by :func:`..input.grey_window.grey8_to_hu`, then windowed as every input. Each slice
     is its own volume (no patient ids are published).
 
     Also returns the published (grey 0-255, label) pairs, for evaluation at native size.

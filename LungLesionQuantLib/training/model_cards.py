@@ -60,10 +60,10 @@ STAGES = {
                  "the lungs that the bundled lung stage finds in its volume. Trained on random 192-pixel windows of "
                  "the 288-pixel inputs (the network is fully convolutional and runs on whole inputs). Intensities: the 8-bit GGO/Cons slices are read as HU = g/255×1392−1196, a window "
                  "estimated by matching their histogram landmarks (aerated lung, soft tissue) to those of real HU CTs "
-                 "(`preprocessing.GREY8_WINDOW_HU`); the Coronacases slices, exported under a much wider window, are "
+                 "(`grey_window.GREY8_WINDOW_HU`); the Coronacases slices, exported under a much wider window, are "
                  "re-mapped per patient by the same landmarks (`preprocessing.CT_LANDMARKS_UNIT`). Both are "
                  "estimates, hence the wide window/gamma jitter. At inference an 8-bit slice is read under the window "
-                 "its own landmarks give (`preprocessing.estimate_grey_window`: the documented window where the slice's "
+                 "its own landmarks give (`grey_window.estimate_grey_window`: the documented window where the slice's "
                  "soft tissue agrees with it, else the two landmarks mapped to -950 / -44 HU) or under `--window`."),
         "labels": "As published: GGO and Cons merged into one lesion label; infection masks as they are.",
         "limits": ("2D only; trained on 56 patients' slices; the 50 GGO/Cons slices have no patient ids, so "
@@ -238,7 +238,8 @@ no COVID-19 opacity, which this model therefore tends not to mark.
 ## Training
 Per fold, two rounds of one-cycle AdamW with batch {member['batch']}: {first['steps']} steps from scratch (peak lr {first['lr']}),
 then {member['steps']} steps from those weights (peak lr {member['lr']}); Dice + focal loss (Tang et al. 2020; class weights
-{member['ce_weight']}), bfloat16 autocast on the CPU, about {(first['seconds'] + member['seconds']) / 60:.0f} min a fold on this 2-core CPU. Folds stratified by class (`StratifiedKFold(5, shuffle=True, random_state=0)`); file names carry no
+{member['ce_weight']}), bfloat16 autocast on the CPU, about {(first['seconds'] + member['seconds']) / 60:.0f} min a fold on this 2-core CPU.
+Folds stratified by class (`StratifiedKFold(5, shuffle=True, random_state=0)`); file names carry no
 patient ids, so radiographs of one patient may fall in both sides of a fold. Augmentation: left-right flips only
 (radiographs are upright), {aug}.
 Rebuild: `python -m LungLesionQuantLib.training.radiographs train` then `... evaluate` (about 1 h 40 min on this CPU).
@@ -261,7 +262,7 @@ results must be checked by a radiologist.
     paths.append(model_dir / "view.md")
     paths[1].write_text(f"""# Model card: view check, CT slice or chest radiograph (`view.onnx`)
 
-Run on every 2D image file before it is measured (`LungLesionQuantLib.radiograph.view`): a radiograph given as a
+Run on every 2D image file before it is measured (`LungLesionQuantLib.input.view_gate`): a radiograph given as a
 CT slice, or a CT slice given with `--modality cxr`, is refused in one line rather than measured into a number that
 means nothing. DICOM files say what they are (Modality) and are not checked by it.
 

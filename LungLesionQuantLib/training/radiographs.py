@@ -27,7 +27,8 @@ import torch
 from PIL import Image
 from sklearn.model_selection import StratifiedKFold
 
-from ..radiograph.preprocessing import PREPROCESSING_ID, SIZE, to_unit
+from ..input.grey_levels import to_unit
+from ..radiograph.preprocessing import PREPROCESSING_ID, SIZE
 from ..radiograph.segment import OPACITY_THRESHOLD
 from .augment import AugmentConfig
 from .network import build_unet, export_onnx

@@ -273,7 +273,7 @@ def train(data: TeacherData, recipe: Recipe, work: Path, log: Log, resume: bool,
         sched.step()
         step += 1
         _ema_update(ema, model, min(recipe.ema_decay, (1.0 + step) / (10.0 + step)))
-        losses.append((float(three.detach()), float(binary.detach()), float(consistency)))
+        losses.append((float(three.detach()), float(binary.detach()), float(consistency.detach())))
         if step % 50 == 0 or step == recipe.steps:
             m = np.mean(losses[-50:], axis=0)
             log(f"step {step}/{recipe.steps} loss 3-class {m[0]:.4f} lesion {m[1]:.4f} consistency {m[2]:.5f} "

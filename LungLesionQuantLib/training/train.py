@@ -134,7 +134,8 @@ def train_stage(spec: StageSpec, pools: list[Pool], out: Path, seed: int = 0,
             log(f"{out.name} step {step + 1}/{spec.steps} loss {np.mean(losses[-50:]):.4f} {time.time() - start:.0f}s")
     size = int(pools[0].images.shape[-1])
     record = {"stage": spec.name, "classes": spec.classes, "in_channels": spec.in_channels, "input_size": size,
-              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "loss": spec.loss, "seed": seed, "init": str(init) if init else None, "device": str(device),
+              "steps": spec.steps, "batch": spec.batch, "patch": spec.patch, "lr": spec.lr, "ce_weight": spec.ce_weight, "loss": spec.loss,
+              "seed": seed, "init": str(init) if init else None, "device": str(device),
               "bf16_autocast": bf16,
               "seconds": round(time.time() - start, 1), "final_loss": round(float(np.mean(losses[-50:])), 4),
               "augment": asdict(spec.augment), "pools": [{"slices": len(p.images), "share": p.share} for p in pools]}

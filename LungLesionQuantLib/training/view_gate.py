@@ -30,8 +30,9 @@ import torch
 from monai.networks.nets import Classifier
 from PIL import Image
 
-from ..radiograph.preprocessing import PREPROCESSING_ID, resize, to_unit
-from ..radiograph.view import CLASSES, NOT_CT, NOT_RADIOGRAPH, SIZE
+from ..input.grey_levels import resize, to_unit
+from ..input.view_gate import CLASSES, NOT_CT, NOT_RADIOGRAPH, SIZE
+from ..radiograph.preprocessing import PREPROCESSING_ID
 from .augment import AugmentConfig, augment
 from .network import export_onnx
 

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from LungLesionQuantLib.errors import InputError
 from LungLesionQuantLib.input.imageio import case_name, read_ct, to_lps
-from LungLesionQuantLib.segmentation.preprocessing import GREY8_WINDOW_HU
+from LungLesionQuantLib.input.grey_window import GREY8_WINDOW_HU
 from conftest import SAMPLE_CT, shared
 
 

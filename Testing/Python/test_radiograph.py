@@ -20,7 +20,7 @@ from LungLesionQuantLib.errors import InputError
 from LungLesionQuantLib.labels import LUNG_FIELD, OPACITY
 from LungLesionQuantLib.radiograph.measure import measure_radiograph_labels, radiograph_columns
 from LungLesionQuantLib.radiograph.reading import read_radiograph
-from LungLesionQuantLib.radiograph.view import radiograph_probability
+from LungLesionQuantLib.input.view_gate import radiograph_probability
 from conftest import shared
 
 COVID = "cxr_covid_qu_ex/COVID-19"

@@ -58,3 +58,20 @@ def test_patient_values_with_spaces_in_names():
 def test_volume_names_become_safe_folder_names():
     assert safe_case_name("3: CHEST 1.25mm/axial") == "3_ CHEST 1.25mm_axial"
     assert safe_case_name("..") == "case" and "/" not in safe_case_name("a/../b")
+
+
+def test_the_package_and_the_slicer_module_ask_for_the_same_floors():
+    """pyproject.toml (the command) and requirements.txt (Slicer) list each shared package with one floor."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    listed = requirements(REQUIREMENTS)
+    specs = list(project["dependencies"]) + [s for extra in project["optional-dependencies"].values() for s in extra]
+    package = {}
+    for spec in specs:
+        name = re.split(r"[<>=!~ \[;]", spec, maxsplit=1)[0].lower()
+        floor = re.sub(r"\[[^\]]*\]", "", spec)[len(name):]
+        assert package.setdefault(name, floor) == floor, f"{name}: {package[name]} and {floor} in pyproject.toml"
+    shared = {name.lower(): spec[len(name):] for name, spec in listed.items()}
+    assert set(shared) <= set(package), set(shared) - set(package)
+    assert {name: package[name] for name in shared} == shared

@@ -129,7 +129,7 @@ def test_export_round_trips_seg_nrrd_nifti_and_dicom_seg(cascade, tmp_path):
     scene = mrml.new_scene()
     ct = mrml.volume_node(scene, loaded.image, "A0001")
     seg, _, measured = segment_volume_node(scene, ct, cascade)
-    result = export_segmentation(scene, seg, ct, tmp_path, dicom_files=loaded.dicom_files)
+    result = export_segmentation(seg, ct, tmp_path, dicom_files=loaded.dicom_files)
     case = tmp_path / "A0001"
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "labels.nii.gz")))
     assert np.array_equal(labels, sitk.GetArrayFromImage(measured.label_image))

@@ -93,3 +93,11 @@ def test_provenance_carries_the_methods_paragraph(sample_run):
     assert "LungLesionQuant" in methods and "192 px" in methods and "Bartoli" in methods
     for digest in provenance["models"].values():
         assert digest[:16] in methods
+
+
+def test_resume_with_a_window_skips_a_finished_volume_but_redoes_a_slice_read_under_another(sample_run, tmp_path, capsys):
+    """--window reads 8-bit slices only: a finished CT volume is skipped whatever window is given."""
+    out = tmp_path / "out"
+    shutil.copytree(sample_run, out)
+    assert main(["segment", str(SAMPLE_CT), "-o", str(out), "--device", "cpu", "--resume", "--window", "1500/-600"]) == 0
+    assert f"skipped {CASE}" in capsys.readouterr().out

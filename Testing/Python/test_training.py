@@ -8,7 +8,7 @@ import SimpleITK as sitk
 import torch
 from PIL import Image
 
-from LungLesionQuantLib.segmentation.cascade import StageModel
+from LungLesionQuantLib.runtime import StageModel
 from LungLesionQuantLib.input.imageio import read_ct, to_lps
 from LungLesionQuantLib.training.augment import AugmentConfig, augment, perturb_mask
 from LungLesionQuantLib.training.datasets import SliceSet, frame_slices, read_semiseg_train
@@ -75,8 +75,8 @@ def test_runs_trained_in_parallel_processes_each_export_their_model_and_log(tmp_
 
 
 def test_the_8bit_window_matches_the_slices_histogram_landmarks_to_real_cts():
-    from LungLesionQuantLib.segmentation.preprocessing import GREY8_WINDOW_HU, WINDOW_HIGH_HU, WINDOW_LOW_HU
-    from LungLesionQuantLib.segmentation.preprocessing import CT_LANDMARKS_UNIT, histogram_landmarks
+    from LungLesionQuantLib.input.grey_window import GREY8_WINDOW_HU, histogram_landmarks
+    from LungLesionQuantLib.segmentation.preprocessing import CT_LANDMARKS_UNIT, WINDOW_HIGH_HU, WINDOW_LOW_HU
 
     folder = shared("semiseg_train/images")
     grey = np.concatenate([np.asarray(Image.open(p).convert("L")).ravel() for p in sorted(folder.glob("*.jpg"))])

@@ -12,7 +12,8 @@ from PIL import Image
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.errors import InputError
 from LungLesionQuantLib.input.imageio import read_ct
-from LungLesionQuantLib.segmentation.preprocessing import CT_LANDMARKS_UNIT, DOCUMENTED_WINDOW, GreyWindow, histogram_landmarks, unit_to_hu
+from LungLesionQuantLib.input.grey_window import DOCUMENTED_WINDOW, GreyWindow, histogram_landmarks
+from LungLesionQuantLib.segmentation.preprocessing import CT_LANDMARKS_UNIT, unit_to_hu
 from conftest import SAMPLE_CT, shared
 
 
@@ -66,7 +67,7 @@ def test_own_window_and_documented_window_segment_alike(tmp_path, cascade):
         assert 2 * (forced & label).sum() / max(forced.sum() + label.sum(), 1) < 0.5  # the wrong window fails
 
 
-def test_window_option_is_used_and_recorded(tmp_path):
+def test_window_option_is_used_and_recorded(tmp_path, capsys):
     _stem, grey, _label = upright_slices(1)[0]
     given = GreyWindow.from_width_level(1500, -600, "given")
     hu = sitk.GetArrayFromImage(read_ct(save(grey, tmp_path / "s.png"), given).image)
@@ -74,6 +75,9 @@ def test_window_option_is_used_and_recorded(tmp_path):
     assert main(["segment", str(tmp_path / "s.png"), "-o", str(tmp_path / "out"), "--device", "cpu", "--window", "2800/350"]) == 0
     window = json.loads((tmp_path / "out" / "s" / "provenance.json").read_text())["window"]
     assert window == {"width_hu": 2800.0, "level_hu": 350.0, "source": "given with --window"}
+    for given, done in (("2800/350", "skipped s"), ("1500/-600", "ok      s")):  # --resume: a slice's window counts
+        assert main(["segment", str(tmp_path / "s.png"), "-o", str(tmp_path / "out"), "--device", "cpu", "--resume", "--window", given]) == 0
+        assert done in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
         main(["segment", str(tmp_path / "s.png"), "-o", str(tmp_path / "out2"), "--window", "wide"])
     assert exc.value.code == 2

@@ -3,7 +3,8 @@
 An 8-bit PNG says nothing about what it shows; a radiograph read as a CT slice (or the reverse)
 would be segmented and measured into numbers that mean nothing. The gate is a small CNN
 (:mod:`..training.view_gate`, ``Resources/Models/view.onnx``) that sees the image resized to
-128×128 after the radiograph preprocessing.
+128×128 after the radiograph preprocessing (:mod:`.grey_levels`). It belongs to reading:
+what an image is decides how it is read.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..resources import MODEL_DIR
-from .preprocessing import resize, to_unit
+from ..runtime import StageModel, providers_for
+from .grey_levels import resize, to_unit
 
 CLASSES = ("ct_slice", "radiograph")
 SIZE = 128
@@ -29,8 +31,6 @@ EVEN_ODDS = 0.5
 
 @lru_cache(maxsize=2)
 def _gate(path: Path):
-    from ..segmentation.cascade import StageModel, providers_for
-
     return StageModel.load(path, providers_for("cpu"), 1)
 
 
