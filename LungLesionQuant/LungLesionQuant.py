@@ -325,7 +325,6 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self._cascades = {}
 
     def getParameterNode(self):
         return LungLesionQuantParameterNode(super().getParameterNode())
@@ -354,12 +353,9 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
 
     def _cascade(self, device, modality="ct"):
         """The CT cascade, or the radiograph model, loaded once per device."""
-        from LungLesionQuantLib.segmentation.cascade import Cascade
-        from LungLesionQuantLib.radiograph.segment import RadiographNet
+        from LungLesionQuantLib.segmenters import SegmenterSpec, loaded
 
-        if (device, modality) not in self._cascades:
-            self._cascades[(device, modality)] = RadiographNet(device=device) if modality == "cxr" else Cascade(device=device)
-        return self._cascades[(device, modality)]
+        return loaded(SegmenterSpec(modality, device=device))
 
     def process(self, inputVolume, device="auto", progress=None):
         """Segment ``inputVolume`` (a CT, or a radiograph: a one-slice volume the view check calls

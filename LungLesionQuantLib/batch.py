@@ -21,20 +21,18 @@ if REPO not in sys.path:
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="LungLesionQuantLib.batch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Every other option is that of 'lunglesionquant segment' (--device, --threads, --models, "
+                                            "--modality, --tta, --window, --overwrite, --resume, --report, --dicom-seg, "
+                                            "--workers, --scheduler, --retries), passed through unchanged.")
     parser.add_argument("--input", nargs="*", default=[], help="CT files or DICOM folders, one case each")
     parser.add_argument("--input-dir", action="append", default=[], help="a folder whose every file / subfolder is a case")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--report", action="store_true")
-    parser.add_argument("--dicom-seg", action="store_true")
-    parser.add_argument("--modality", choices=["ct", "cxr"], default=None, help="cxr: chest radiographs (as the CLI's --modality)")
-    args = parser.parse_args([a for a in argv if a != "--"])
+    args, segment_options = parser.parse_known_args([a for a in argv if a != "--"])
 
     from LungLesionQuantLib.dependencies import missing_requirements
 
-    missing = missing_requirements()
+    missing = missing_requirements("batch")
     if missing:
         print(f"LungLesionQuantLib.batch: missing Python packages {', '.join(missing)}; expected them installed "
               "(open the LungLesionQuant module once in Slicer and accept the install)", file=sys.stderr)
@@ -50,9 +48,7 @@ def run(argv: list[str]) -> int:
         return 2
     if not inputs:
         parser.error("no cases: give --input and/or --input-dir")
-    flags = [flag for flag, on in (("--overwrite", args.overwrite), ("--report", args.report), ("--dicom-seg", args.dicom_seg)) if on]
-    flags += ["--modality", args.modality] if args.modality else []
-    return main(["segment", *inputs, "-o", args.output, "--device", args.device, *flags])
+    return main(["segment", *inputs, "-o", args.output, *segment_options])
 
 
 def exit_with(status: int) -> None:

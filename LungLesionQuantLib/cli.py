@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .segmentation.cascade import DEFAULT_MODEL_DIR, LEFT_RIGHT, Cascade
+from .segmentation.cascade import DEFAULT_MODEL_DIR
+from .segmenters import Segmenter, SegmenterSpec
 from .errors import InputError, LungLesionQuantError, OutputError
 from .cohort import write_cohort_report
 from .modalities import MODALITIES
 from .pipeline import BatchResult, CaseOptions, segment_batch
 from .radiograph.reading import is_dicom_radiograph
-from .radiograph.segment import RadiographNet
 from .input.grey_window import GreyWindow
 
 INTERRUPTED = 130  # the shell's status for Ctrl-C
@@ -64,7 +64,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _segment_serially(args: argparse.Namespace, options: CaseOptions) -> BatchResult:
-    cascade = _cascade(args)
+    cascade = _segmenter(args)
     bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
     state = {"case": ""}
 
@@ -85,7 +85,7 @@ def _segment_serially(args: argparse.Namespace, options: CaseOptions) -> BatchRe
 
 def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchResult:
     """The cases as Dask tasks: on a new local cluster (``--workers``) or a running one (``--scheduler``)."""
-    from .cohort import CascadeSpec, local_client, segment_cohort, threads_per_worker
+    from .cohort import local_client, segment_cohort, threads_per_worker
 
     try:
         from distributed import Client
@@ -100,7 +100,7 @@ def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchRes
     else:
         client = local_client(args.workers)
         threads = args.threads or threads_per_worker(args.workers)
-    spec = CascadeSpec(str(args.models), args.device, threads, LEFT_RIGHT if args.tta else (), args.modality)
+    spec = SegmenterSpec(args.modality, str(args.models), args.device, threads, args.tta)
     print(f"Dask: {len(client.scheduler_info().get('workers', {}))} workers; dashboard {client.dashboard_link}", file=sys.stderr)
     bar = tqdm(total=len(args.inputs), unit="case", file=sys.stderr, dynamic_ncols=True)
     try:
@@ -234,7 +234,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_radiographs(args)
     if args.labels is None:
         raise InputError("evaluate: no --labels given; expected --labels DIR with the reference label files (or --modality cxr with mask folders)")
-    cascade = _cascade(args)
+    cascade = _segmenter(args)
     bar = tqdm(unit="case", file=sys.stderr, dynamic_ncols=True, delay=0.5)  # silent if the folders are refused
 
     def on_case(case: str) -> None:
@@ -268,7 +268,7 @@ def _print_unscored(unmatched: list[str], failures: list[str]) -> None:
 def _evaluate_radiographs(args: argparse.Namespace) -> int:
     from .radiograph.evaluation import evaluate_radiographs, summarise_radiographs
 
-    net = _cascade(args)
+    net = _segmenter(args)
     bar = tqdm(unit="radiograph", file=sys.stderr, dynamic_ncols=True, delay=0.5)
     result = evaluate_radiographs(args.images, net, args.lung_masks, args.opacity_masks, lambda case: bar.update(1))
     bar.close()
@@ -286,11 +286,9 @@ def _evaluate_radiographs(args: argparse.Namespace) -> int:
     return 1 if result.failures else 0
 
 
-def _cascade(args: argparse.Namespace) -> Cascade | RadiographNet:
-    """The CT cascade, or the radiograph model with ``--modality cxr``."""
-    if args.modality == "cxr":
-        return RadiographNet(args.models, device=args.device, threads=args.threads)
-    return Cascade(args.models, device=args.device, threads=args.threads, flips=LEFT_RIGHT if args.tta else ())
+def _segmenter(args: argparse.Namespace) -> Segmenter:
+    """The CT cascade, or the radiograph model with ``--modality cxr`` (:mod:`.segmenters`)."""
+    return SegmenterSpec(args.modality or "ct", str(args.models), args.device, args.threads, bool(getattr(args, "tta", False))).build()
 
 
 def _modality(requested: str | None, inputs: list[Path]) -> str:

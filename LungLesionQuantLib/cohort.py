@@ -2,7 +2,7 @@
 
 One Dask task is one case — read, segment, write — with inputs and outputs on a path every
 worker sees; only paths, options and the small result travel through the scheduler. Each
-worker process loads the models once (:func:`worker_cascade`) and keeps them for all its
+worker process loads the models once (:func:`.segmenters.loaded`) and keeps them for all its
 cases. A worker that dies is replaced by Dask and its case retried (``retries``); a case that
 keeps killing workers is then reported like any broken case. The per-case writes are atomic and
 locked (:class:`atomic.CaseStage`), so a retried or interrupted case is never half-written.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .outputs.atomic import atomic_path
-from .segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
-from .radiograph.segment import RadiographNet
+from .segmenters import SegmenterSpec, loaded
 from .outputs.figures import new_figure, save_png
 from .pipeline import (MEASUREMENTS_FILE, BatchResult, CaseFailure, CaseOptions, collect, plan_cases, run_case,
                        write_cohort_table)
@@ -30,35 +29,9 @@ REPORT_PNG = "cohort_report.png"
 REPORT_JSON = "cohort_report.json"
 
 
-@dataclass(frozen=True)
-class CascadeSpec:
-    """How to build the cascade on a worker (sent instead of the loaded models)."""
-
-    model_dir: str = str(DEFAULT_MODEL_DIR)
-    device: str = "auto"
-    threads: int | None = None
-    flips: tuple[int, ...] = ()
-    modality: str = "ct"
-
-    def build(self) -> Cascade | RadiographNet:
-        if self.modality == "cxr":
-            return RadiographNet(self.model_dir, device=self.device, threads=self.threads)
-        return Cascade(self.model_dir, device=self.device, threads=self.threads, flips=self.flips)
-
-
-_CASCADES: dict[CascadeSpec, Cascade] = {}
-
-
-def worker_cascade(spec: CascadeSpec) -> Cascade:
-    """The cascade of this worker process, loaded on its first case and kept for the others."""
-    if spec not in _CASCADES:
-        _CASCADES[spec] = spec.build()
-    return _CASCADES[spec]
-
-
-def case_task(case: str, path: str, out_root: str, spec: CascadeSpec, options: CaseOptions):
+def case_task(case: str, path: str, out_root: str, spec: SegmenterSpec, options: CaseOptions):
     """The Dask task of one case (runs on a worker)."""
-    return run_case(case, Path(path), Path(out_root), worker_cascade(spec), options)
+    return run_case(case, Path(path), Path(out_root), loaded(spec), options)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -66,7 +39,7 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def segment_cohort(paths: list[Path], out_root: Path, spec: CascadeSpec, options: CaseOptions, client,
+def segment_cohort(paths: list[Path], out_root: Path, spec: SegmenterSpec, options: CaseOptions, client,
                    retries: int = 2, on_done: Callable[[str], None] | None = None,
                    task: Callable = case_task) -> BatchResult:
     """Segment the cases on a Dask ``client``; results come back as they finish. A Ctrl-C

@@ -27,7 +27,7 @@ from .segmentation.cascade import Cascade, findings_of
 from .errors import InputError, LungLesionQuantError, OutputExistsError
 from .outputs.case_files import write_label_volume, write_seg_nrrd, write_table
 from .outputs.methods import methods_text
-from .input.imageio import DICOM_SUFFIXES, SLICE_IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
+from .input.imageio import DICOM_SUFFIXES, IMAGE_SUFFIXES, VOLUME_SUFFIXES, case_name, read_ct, to_lps
 from .modalities import CT, CXR, Modality, modality_of
 from .input.grey_window import GreyWindow
 from .segmentation.preprocessing import hu_to_unit
@@ -343,6 +343,6 @@ def case_inputs(folder: Path) -> list[Path]:
     """Each entry of a folder of cases: volume/slice files and subfolders (DICOM series), sorted."""
     if not Path(folder).is_dir():
         raise InputError(f"{folder}: not a folder; expected a folder whose files and subfolders are cases")
-    suffixes = VOLUME_SUFFIXES + SLICE_IMAGE_SUFFIXES + DICOM_SUFFIXES
+    suffixes = VOLUME_SUFFIXES + IMAGE_SUFFIXES + DICOM_SUFFIXES
     return sorted(p for p in Path(folder).iterdir()
                   if not p.name.startswith(".") and (p.is_dir() or p.name.lower().endswith(suffixes)))

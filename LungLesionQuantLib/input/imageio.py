@@ -19,7 +19,12 @@ from .view_gate import NOT_CT, radiograph_probability
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SLICE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# 2D image files: CT slice exports, and radiographs (which also come as TIFF and BMP).
+IMAGE_SUFFIXES = SLICE_IMAGE_SUFFIXES + (".tif", ".tiff", ".bmp")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+SEGMENTATION_SUFFIX = ".seg.nrrd"
+# Every suffix a case's file may carry, the longer of two that end alike first (.seg.nrrd, .nrrd).
+CASE_SUFFIXES = (SEGMENTATION_SUFFIX,) + VOLUME_SUFFIXES + IMAGE_SUFFIXES + DICOM_SUFFIXES
 # DICOM Modality values of radiographs (read with --modality cxr).
 RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG")
 
@@ -38,10 +43,11 @@ class LoadedCT:
 
 
 def case_name(path: str | os.PathLike) -> str:
-    """The case name used for output folders: the file or folder name without its suffix
-    (of the path made absolute, so that 'scans/..' names the folder 'scans' is in)."""
+    """The case name of an input or a label file, the one rule for both: the file or folder
+    name without any suffix of :data:`CASE_SUFFIXES` (of the path made absolute, so that
+    'scans/..' names the folder 'scans' is in)."""
     name = Path(os.path.abspath(path)).name
-    for suffix in VOLUME_SUFFIXES + SLICE_IMAGE_SUFFIXES + DICOM_SUFFIXES:
+    for suffix in CASE_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -180,6 +186,13 @@ def _first_line(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def is_lps(image: sitk.Image) -> bool:
+    """Whether the image's voxels are already indexed as :func:`to_lps` indexes them."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection()) == "LPS"
+
+
 def to_lps(image: sitk.Image) -> sitk.Image:
-    """The same voxels indexed (i→left, j→posterior, k→superior): radiological axial slices."""
-    return sitk.DICOMOrient(image, "LPS")
+    """The same voxels indexed (i→left, j→posterior, k→superior): radiological axial slices.
+    The image itself where it is indexed so already (most CTs): a reorientation copies every
+    voxel (0.4 s for a 512×512×255 CT on two cores), and a case would pay it several times."""
+    return image if is_lps(image) else sitk.DICOMOrient(image, "LPS")

@@ -11,10 +11,9 @@ import SimpleITK as sitk
 import slicerio
 
 from ..errors import InputError
-from .imageio import VOLUME_SUFFIXES
+from .imageio import SEGMENTATION_SUFFIX, VOLUME_SUFFIXES, case_name
 from ..labels import SEGMENTS, find_segment
 
-SEGMENTATION_SUFFIX = ".seg.nrrd"
 
 
 def _type_code(segment: dict) -> str | None:
@@ -79,9 +78,6 @@ def case_files(folder: Path) -> dict[str, Path]:
                     cases[entry.name] = entry / name
                     break
         else:
-            lower = entry.name.lower()
-            for suffix in (SEGMENTATION_SUFFIX,) + VOLUME_SUFFIXES:
-                if lower.endswith(suffix):
-                    cases[entry.name[: -len(suffix)]] = entry
-                    break
+            if entry.name.lower().endswith((SEGMENTATION_SUFFIX,) + VOLUME_SUFFIXES):
+                cases[case_name(entry)] = entry
     return cases

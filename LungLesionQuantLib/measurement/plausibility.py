@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ..input.imageio import to_lps
 from ..segmentation.anatomy import MIN_REGION_FRACTION, MIN_VOLUME_SLICES, components, touches_edge
 
 LUNG_LITRES = (1.0, 10.0)
@@ -21,7 +22,7 @@ def lung_warnings(label_image: sitk.Image) -> list[str]:
     """One line for each way the lung (labels > 0) of a label image does not look like lungs:
     none found; a volume outside :data:`LUNG_LITRES`; more than two large regions; lung on the
     edge of the image (the field of view cuts through the lungs)."""
-    label_image = sitk.DICOMOrient(label_image, "LPS")  # axial slices, so the in-plane edge is known
+    label_image = to_lps(label_image)  # axial slices, so the in-plane edge is known
     labels = sitk.GetArrayViewFromImage(label_image)
     lung = labels > 0
     if not lung.any():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ..input.imageio import to_lps
 from ..labels import CONS, GGO, LUNG_NORMAL
 
 REGIONS = ("", "right_", "left_")
@@ -102,5 +103,5 @@ def measure_labels(labels: np.ndarray, spacing_xyz: tuple[float, float, float], 
 
 def measure_image(label_image: sitk.Image, zones: bool = True) -> dict[str, float]:
     """Measures of a label image in any orientation (reoriented to LPS first), zones included."""
-    lps = sitk.DICOMOrient(label_image, "LPS")
+    lps = to_lps(label_image)
     return measure_labels(sitk.GetArrayViewFromImage(lps), lps.GetSpacing(), zones)

@@ -19,12 +19,10 @@ from PIL import Image
 
 from ..errors import InputError
 from ..labels import OPACITY
+from ..measurement.overlap_metrics import Overlap, dice
 from ..input.grey_levels import resize
-from .reading import IMAGE_SUFFIXES, read_radiograph
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float(np.count_nonzero(a & b)) / float(np.count_nonzero(a) + np.count_nonzero(b))
+from ..input.imageio import IMAGE_SUFFIXES, case_name
+from .reading import read_radiograph
 
 
 def score_radiograph(predicted: np.ndarray, lung: np.ndarray | None, opacity: np.ndarray | None) -> dict[str, float]:
@@ -35,13 +33,12 @@ def score_radiograph(predicted: np.ndarray, lung: np.ndarray | None, opacity: np
     pred_lung, pred_opacity = predicted > 0, predicted == OPACITY
     row: dict[str, float] = {"predicted_opacity_pct": 100.0 * pred_opacity.sum() / pred_lung.sum() if pred_lung.any() else float("nan")}
     if lung is not None:
-        row["lung_dice"] = _dice(pred_lung, lung) if lung.any() or pred_lung.any() else float("nan")
+        row["lung_dice"] = dice(lung, pred_lung)
     if opacity is not None:
         row["reference_has_opacity"] = float(opacity.any())
         if opacity.any():
-            inter = float(np.count_nonzero(pred_opacity & opacity))
-            row["opacity_dice"] = _dice(pred_opacity, opacity)
-            row["opacity_iou"] = inter / float(np.count_nonzero(pred_opacity | opacity))
+            o = Overlap.of(opacity, pred_opacity)
+            row["opacity_dice"], row["opacity_iou"] = o.dice, o.iou
         else:
             row["false_opacity_pct"] = row["predicted_opacity_pct"] if pred_lung.any() else 0.0
         if lung is not None and lung.any():
@@ -87,7 +84,7 @@ class RadiographEvaluation:
 def _mask(folder: Path | None, name: str) -> np.ndarray | None:
     if folder is None:
         return None
-    matches = [p for p in Path(folder).glob(f"{name}.*") if p.name.lower().endswith(IMAGE_SUFFIXES)]
+    matches = sorted(p for p in Path(folder).iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES) and case_name(p) == name)
     if not matches:
         raise FileNotFoundError(name)
     return np.asarray(Image.open(matches[0]).convert("L")) > 0
@@ -104,7 +101,7 @@ def evaluate_radiographs(images: Path, net, lung_masks: Path | None, opacity_mas
             raise InputError(f"{folder}: not a folder; expected a folder of radiographs or masks with matching file names")
     rows, unmatched, failures = [], [], []
     for path in sorted(p for p in Path(images).iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES + (".dcm",))):
-        name = path.name.rsplit(".", 1)[0]
+        name = case_name(path)
         if on_case:
             on_case(name)
         try:

@@ -17,12 +17,11 @@ import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..input.imageio import RADIOGRAPH_MODALITIES
+from ..input.imageio import IMAGE_SUFFIXES, RADIOGRAPH_MODALITIES
 from ..input.input_checks import check_file
 from ..input.view_gate import NOT_RADIOGRAPH, radiograph_probability
 from .measure import SPACING_KNOWN_KEY
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD")
 MIN_SIDE = 64
 # Largest gap between the R, G and B of a pixel that still counts as grey (JPEG ringing).

@@ -84,7 +84,7 @@ class Cascade:
         labels = self.segment(sitk.GetArrayFromImage(lps), progress, spacing_zyx=lps.GetSpacing()[::-1], findings=findings)
         label_lps = sitk.GetImageFromArray(labels)
         label_lps.CopyInformation(lps)
-        result = sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        result = label_lps if lps is image else sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         result.SetMetaData(FINDINGS_KEY, json.dumps(findings))
         return result
 

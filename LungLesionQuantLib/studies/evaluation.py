@@ -28,9 +28,11 @@ from ..outputs.atomic import atomic_path
 from ..segmentation.cascade import Cascade
 from ..errors import InputError
 from ..input.imageio import SLICE_IMAGE_SUFFIXES, case_name, read_ct, to_lps
-from ..input.labelmaps import SEGMENTATION_SUFFIX, case_files, read_seg_nrrd
+from ..input.imageio import SEGMENTATION_SUFFIX
+from ..input.labelmaps import case_files, read_seg_nrrd
 from ..labels import CONS, GGO, LUNG_NORMAL
-from .overlap import LABEL_GROUPS, label_dice, on_reference_grid
+from ..measurement.overlap_metrics import Overlap, dice
+from .overlap import LABEL_GROUPS, on_reference_grid
 from ..pipeline import case_inputs
 from ..input.grey_window import GreyWindow
 from ..measurement.quantify import measure_labels
@@ -70,7 +72,7 @@ def reference_files(folder: Path) -> dict[str, Path]:
     """Reference label files by case name: PNG slices, label volumes, ``.seg.nrrd`` files and
     case folders in the layout ``segment`` writes."""
     files = case_files(folder)
-    files.update({p.name[: -len(".png")]: p for p in sorted(Path(folder).iterdir()) if p.name.lower().endswith(".png")})
+    files.update({case_name(p): p for p in sorted(Path(folder).iterdir()) if p.name.lower().endswith(".png")})
     return files
 
 
@@ -121,12 +123,9 @@ def slice_metrics(reference: np.ndarray, predicted: np.ndarray, groups: tuple[st
     for z in range(reference.shape[0]):
         row: dict = {"slice": z}
         for group in groups:
-            r, p = np.isin(reference[z], GROUPS[group]), np.isin(predicted[z], GROUPS[group])
-            tp, nr, npred = int((r & p).sum()), int(r.sum()), int(p.sum())
-            negatives = r.size - nr
-            row.update({f"{group}_dice": label_dice(r, p), f"{group}_sensitivity": tp / nr if nr else np.nan,
-                        f"{group}_specificity": (negatives - (npred - tp)) / negatives if negatives else np.nan,
-                        f"{group}_ref_px": nr, f"{group}_pred_px": npred})
+            o = Overlap.of(np.isin(reference[z], GROUPS[group]), np.isin(predicted[z], GROUPS[group]))
+            row.update({f"{group}_dice": o.dice, f"{group}_sensitivity": o.sensitivity, f"{group}_specificity": o.specificity,
+                        f"{group}_ref_px": o.reference, f"{group}_pred_px": o.predicted})
         rows.append(row)
     return rows
 
@@ -143,7 +142,7 @@ def case_measures(reference: np.ndarray, predicted: np.ndarray, spacing_xyz: tup
             if "lung" in groups and group != "lung":
                 row[f"{side}_{group}_extent_pct"] = measures[f"{group}_extent_pct"]
     for group in groups:
-        row[f"{group}_case_dice"] = label_dice(np.isin(reference, GROUPS[group]), np.isin(predicted, GROUPS[group]))
+        row[f"{group}_case_dice"] = dice(np.isin(reference, GROUPS[group]), np.isin(predicted, GROUPS[group]))
     return row
 
 

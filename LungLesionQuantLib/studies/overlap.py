@@ -1,9 +1,10 @@
 """Agreement of two segmentations of one CT: overlap, surface distances, volumes and extents.
 
-Rule for empty labels (Tang et al. 2020): when a label is empty in both segmentations its
-Dice, sensitivity, precision and distances are undefined; they are reported as empty (NaN)
-with status ``empty in both`` — never as 0 or 1 — and cohort averages skip them and count them.
-When a label is empty on one side only, Dice is 0 and the distances are undefined.
+Rule for empty labels (Tang et al. 2020; :mod:`..measurement.overlap_metrics`): when a label is
+empty in both segmentations its Dice, sensitivity, precision and distances are undefined; they
+are reported as empty (NaN) with status ``empty in both`` — never as 0 or 1 — and cohort
+averages skip them and count them. When a label is empty on one side only, Dice is 0 and the
+distances are undefined.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..input.imageio import to_lps
 from ..labels import CONS, GGO, LUNG_NORMAL
+from ..measurement.overlap_metrics import Overlap
 from ..measurement.quantify import measure_labels
 
 LABEL_GROUPS = {"LungN": (LUNG_NORMAL,), "GGO": (GGO,), "Cons": (CONS,), "lesion": (GGO, CONS)}
@@ -33,12 +35,6 @@ def on_reference_grid(reference: sitk.Image, test: sitk.Image, name: str = "test
     if np.any(thi < lo - 1.0) or np.any(tlo > hi + 1.0):
         raise InputError(f"{name}: its voxels do not overlap the reference's; expected two segmentations of the same CT")
     return sitk.Resample(test, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-
-
-def label_dice(reference: np.ndarray, test: np.ndarray) -> float:
-    """Dice of two binary masks; NaN when both are empty (undefined, see the module docstring)."""
-    total = int(reference.sum()) + int(test.sum())
-    return 2.0 * int((reference & test).sum()) / total if total else np.nan
 
 
 def surface_distances(reference: np.ndarray, test: np.ndarray, spacing_zyx: tuple[float, ...]) -> tuple[float, float]:
@@ -77,12 +73,12 @@ def compare(reference: sitk.Image, test: sitk.Image, name: str = "test") -> dict
     row: dict = {}
     for label, values in LABEL_GROUPS.items():
         r, t = np.isin(ref, values), np.isin(tst, values)
-        nr, nt, tp = int(r.sum()), int(t.sum()), int((r & t).sum())
+        o = Overlap.of(r, t)
+        nr, nt = o.reference, o.predicted
         status = "empty in both" if nr + nt == 0 else "empty in reference" if nr == 0 else "empty in test" if nt == 0 else "both present"
-        dice = label_dice(r, t)
         hd95, msd = surface_distances(r, t, spacing) if nr and nt else (np.nan, np.nan)
-        row.update({f"{label}_dice": dice, f"{label}_sensitivity": tp / nr if nr else np.nan,
-                    f"{label}_precision": tp / nt if nt else np.nan, f"{label}_hd95_mm": hd95,
+        row.update({f"{label}_dice": o.dice, f"{label}_sensitivity": o.sensitivity,
+                    f"{label}_precision": o.precision, f"{label}_hd95_mm": hd95,
                     f"{label}_msd_mm": msd, f"{label}_status": status})
     ref_m = measure_labels(ref, ref_lps.GetSpacing())
     tst_m = measure_labels(tst, ref_lps.GetSpacing())

@@ -44,6 +44,7 @@ from monai.losses import DiceCELoss, DiceLoss
 from monai.networks.nets import UNet
 from sklearn.model_selection import KFold
 
+from ..measurement.overlap_metrics import dice
 from ..segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
 from .augment import AugmentConfig, geometric, intensity, random_patch
 from .datasets import IGNORE, SliceSet, ct_volume_slices, frame_slices, no_pneumonia_slices, read_radiopaedia_unlabelled
@@ -178,11 +179,6 @@ def predict(model: torch.nn.Module, images: np.ndarray, batch: int = 8) -> np.nd
     return np.concatenate(out)
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float("nan") if total == 0 else float(2 * (a & b).sum() / total)
-
-
 def held_out_scores(model: torch.nn.Module, data: TeacherData) -> dict:
     """Per-slice Dice of GGO, Cons and lesion on the held-out GGO/Cons slices (empty-in-both
     skipped), patient Dice and lesion-free slices with > 50 px of lesion on the held-out patients."""
@@ -193,12 +189,12 @@ def held_out_scores(model: torch.nn.Module, data: TeacherData) -> dict:
         cons = lesion & (probs[:, 2] > probs[:, 1])
         ref = data.held_ggo_cons.labels
         for name, pred, truth in (("GGO", lesion & ~cons, ref == 1), ("Cons", cons, ref == 2), ("lesion", lesion, ref > 0)):
-            scores[name] = float(np.nanmean([_dice(p, t) for p, t in zip(pred, truth)]))
+            scores[name] = float(np.nanmean([dice(p, t) for p, t in zip(pred, truth)]))
     if data.held_infection is not None:
         lesion = predict(model, data.held_infection.images)[:, 0] < 0.5
         ref = data.held_infection.labels > 0
         groups = np.array(data.held_infection.groups)
-        scores["patient_dice"] = float(np.mean([_dice(lesion[groups == g], ref[groups == g]) for g in sorted(set(groups))]))
+        scores["patient_dice"] = float(np.mean([dice(lesion[groups == g], ref[groups == g]) for g in sorted(set(groups))]))
         empty = ~ref.any(axis=(1, 2))
         scores["false_lit"] = f"{int((lesion[empty].sum(axis=(1, 2)) > 50).sum())}/{int(empty.sum())}"
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}

@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from LungLesionQuantLib.segmentation.cascade import Cascade  # noqa: E402
-from LungLesionQuantLib.cohort import CascadeSpec, segment_cohort, threads_per_worker  # noqa: E402
+from LungLesionQuantLib.cohort import segment_cohort, threads_per_worker  # noqa: E402
+from LungLesionQuantLib.segmenters import SegmenterSpec  # noqa: E402
 from LungLesionQuantLib.pipeline import CaseOptions, segment_batch  # noqa: E402
 from LungLesionQuantLib.resources import SAMPLE_CT  # noqa: E402
 
@@ -63,7 +64,7 @@ def main() -> int:
         rates.setdefault("serial (this process)", []).append(60 * args.cases / (time.perf_counter() - start))
         for workers in (1, 2):
             label = f"Dask, {workers} worker(s) x {threads_per_worker(workers)} thread(s)"
-            spec = CascadeSpec(device="cpu", threads=threads_per_worker(workers))
+            spec = SegmenterSpec(device="cpu", threads=threads_per_worker(workers))
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                     Client(cluster) as client:
                 client.wait_for_workers(workers)

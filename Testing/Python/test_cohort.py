@@ -12,7 +12,8 @@ import pytest
 import SimpleITK as sitk
 
 from LungLesionQuantLib.cli import main
-from LungLesionQuantLib.cohort import CascadeSpec, case_task, segment_cohort
+from LungLesionQuantLib.cohort import case_task, segment_cohort
+from LungLesionQuantLib.segmenters import SegmenterSpec
 from LungLesionQuantLib.pipeline import CaseOptions, sha256
 from conftest import SAMPLE_CT
 from test_golden import GOLDEN_COUNTS
@@ -71,7 +72,7 @@ def always_dies(case, path, out_root, spec, options):
 def test_a_dying_worker_is_replaced_and_its_case_retried_then_reported(cohort, tmp_path):
     from distributed import Client, LocalCluster
 
-    spec = CascadeSpec(device="cpu", threads=1)
+    spec = SegmenterSpec(device="cpu", threads=1)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
         out = tmp_path / "retried"
         out.mkdir()

@@ -13,7 +13,7 @@ from conftest import SAMPLE_CT, shared
 from LungLesionQuantLib.cli import main
 from LungLesionQuantLib.studies.evaluation import CODINGS, Evaluation, apply_coding, score_case, slice_metrics, summarise
 from LungLesionQuantLib.labels import CONS, GGO, LUNG_NORMAL
-from LungLesionQuantLib.studies.overlap import label_dice
+from LungLesionQuantLib.measurement.overlap_metrics import dice as label_dice
 
 
 def _image(array: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> sitk.Image:

@@ -84,3 +84,17 @@ def test_bundled_sample_and_lps_orientation():
     assert np.allclose(np.array(lps.GetDirection()).reshape(3, 3), np.eye(3))
     assert case_name(SAMPLE_CT) == "ricord_000082_sample"
     assert case_name(Path("/x/ricord_1a_000082")) == "ricord_1a_000082"
+
+
+def test_one_case_name_rule_for_inputs_and_label_files(tmp_path):
+    """Issue 24: every suffix the tool reads is dropped the same way (a.tif was 'a.tif', a.png 'a')."""
+    from LungLesionQuantLib.input.imageio import case_name
+    from LungLesionQuantLib.input.labelmaps import case_files
+
+    for name in ("a.tif", "a.TIFF", "a.bmp", "a.png", "a.jpg", "a.nii.gz", "a.nrrd", "a.seg.nrrd", "a.dcm", "a.mha"):
+        assert case_name(tmp_path / name) == "a", name
+    assert case_name(tmp_path / "a.b.nii.gz") == "a.b" and case_name(tmp_path / "series_folder") == "series_folder"
+    (tmp_path / "labels").mkdir()
+    for name in ("x.seg.nrrd", "y.nii.gz", "z.nrrd"):
+        (tmp_path / "labels" / name).write_bytes(b"")
+    assert sorted(case_files(tmp_path / "labels")) == ["x", "y", "z"]

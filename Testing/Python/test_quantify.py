@@ -50,3 +50,21 @@ def test_zones_partition_each_lung_exactly(phantom):
             assert sum(m[f"{side}{z}_{measure}_volume_cm3"] for z in ("upper", "middle", "lower")) == pytest.approx(whole, rel=1e-12)
             assert sum(m[f"{side}{z}_{measure}_volume_cm3"] for z in ("ventral", "dorsal")) == pytest.approx(whole, rel=1e-12)
     assert m["right_lower_GGO_extent_pct"] == pytest.approx(100 * 300 / (5 * 30 * 22))
+
+
+def test_overlap_measures_are_undefined_not_zero_or_one_where_their_denominator_is_empty():
+    """The empty-mask rule (Tang et al. 2020), one module for every evaluation."""
+    from LungLesionQuantLib.measurement.overlap_metrics import Overlap
+
+    empty, full = np.zeros((4, 4), bool), np.ones((4, 4), bool)
+    half = np.zeros((4, 4), bool)
+    half[:2] = True
+    both_empty = Overlap.of(empty, empty)
+    assert np.isnan(both_empty.dice) and np.isnan(both_empty.sensitivity) and np.isnan(both_empty.precision)
+    assert both_empty.specificity == 1.0
+    missed = Overlap.of(half, empty)
+    assert missed.dice == 0.0 and missed.sensitivity == 0.0 and np.isnan(missed.precision)
+    found = Overlap.of(half, full)
+    assert found.dice == pytest.approx(2 * 8 / 24) and found.sensitivity == 1.0 and found.precision == 0.5
+    assert found.iou == 0.5 and found.specificity == 0.0
+    assert np.isnan(Overlap.of(full, full).specificity)  # no reference background

@@ -56,6 +56,10 @@ def test_headless_batch_writes_the_cli_layout_and_reports_failures(tmp_path):
     for name in ("labels.nii.gz", "segmentation.seg.nrrd", "measurements.csv", "overlay.png"):
         assert (out / "sample" / name).exists()
     assert pd.read_csv(out / "measurements.csv")["case"].tolist() == ["sample"]
+    # every option of 'segment' passes through (issue 24): --resume with --threads and --window
+    again = subprocess.run([sys.executable, str(BATCH), "--", "--input", str(cases / "sample.nii.gz"), "--output", str(out),
+                            "--device", "cpu", "--resume", "--threads", "1", "--window", "1500/-600"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "skipped sample" in again.stdout, again.stderr
 
 
 def test_module_folder_holds_only_the_module():
