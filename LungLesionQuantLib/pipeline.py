@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from . import __version__
 from .outputs.atomic import CaseStage, atomic_path
 from .runtime import Progress
-from .segmentation.cascade import Cascade, findings_of
+from .segmentation.cascade import Cascade
 from .errors import InputError, LungLesionQuantError, OutputExistsError
 from .outputs.case_files import write_label_volume, write_seg_nrrd, write_table
 from .outputs.methods import methods_text
@@ -108,6 +108,7 @@ class CaseOutputs:
 
     label_image: sitk.Image
     write_segmentation: Callable[[Path], Path] | None = None
+    findings: dict = field(default_factory=dict)  # the segmenter's (:class:`..runtime.Segmented`)
     warnings: list[str] = field(default_factory=list)
     report: bool = False
     dicom_files: list[str] = field(default_factory=list)
@@ -131,7 +132,7 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     recorded = existing_results(out_dir, overwrite)
     modality = outputs.modality
     row = {"case": case, **modality.measure(outputs.label_image)}
-    findings = findings_of(outputs.label_image)
+    findings = outputs.findings
     warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + modality.warnings(outputs.label_image)))
     write_segmentation = outputs.write_segmentation or partial(write_seg_nrrd, outputs.label_image, modality.segments)
     written = [write_label_volume(outputs.label_image, stage.path(LABELS_FILE)), write_segmentation(stage.path(SEGMENTATION_FILE)),
@@ -189,7 +190,8 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
     with CaseStage(out_dir) as stage:
         existing_results(out_dir, overwrite)
         loaded = read_radiograph(path) if modality is CXR else read_ct(path, window)
-        outputs = CaseOutputs(cascade.apply(loaded.image, progress), warnings=list(loaded.warnings), report=report,
+        segmented = cascade.apply(loaded.image, progress)
+        outputs = CaseOutputs(segmented.labels, findings=segmented.findings, warnings=list(loaded.warnings), report=report,
                               dicom_files=loaded.dicom_files if dicom_seg else [], modality=modality)
         extra = {"window": {"width_hu": loaded.window.width, "level_hu": loaded.window.level, "source": loaded.window.source}} \
             if getattr(loaded, "window", None) else {}

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
+import SimpleITK as sitk
 
 from .errors import LungLesionQuantError
 
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Segmented:
+    """What a segmenter found in one image: the label image on the input's voxel grid, and its
+    findings — what its rules removed (cm³) and the warnings they raised (``findings['warnings']``)."""
+
+    labels: sitk.Image
+    findings: dict = field(default_factory=dict)
 
 
 def providers_for(device: str) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..runtime import Progress, StageModel, providers_for
+from ..runtime import Progress, Segmented, StageModel, providers_for
 from ..errors import LungLesionQuantError
 from ..labels import LUNG_FIELD, OPACITY
 from ..resources import MODEL_DIR
@@ -71,7 +71,7 @@ class RadiographNet:
         labels[lung & opacity] = OPACITY
         return labels
 
-    def apply(self, image: sitk.Image, progress: Progress | None = None) -> sitk.Image:
+    def apply(self, image: sitk.Image, progress: Progress | None = None) -> Segmented:
         """The label image of a one-slice radiograph image, on its grid."""
         grey = sitk.GetArrayViewFromImage(image)
         if grey.ndim == 3:
@@ -85,7 +85,7 @@ class RadiographNet:
             progress("radiograph", 1, 1)
         out = sitk.GetImageFromArray(labels.reshape(sitk.GetArrayViewFromImage(image).shape))
         out.CopyInformation(image)
-        return out
+        return Segmented(out)
 
 
 def _two_lungs(mask: np.ndarray) -> np.ndarray:

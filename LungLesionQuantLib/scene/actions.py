@@ -29,7 +29,7 @@ from scipy import ndimage
 from . import mrml
 from .exports import write_segmentation
 from ..runtime import Progress
-from ..segmentation.cascade import Cascade, findings_of
+from ..segmentation.cascade import Cascade
 from ..errors import InputError
 from ..input.input_checks import validate_ct
 from ..labels import RADIOGRAPH_SEGMENTS, SegmentSpec
@@ -80,14 +80,14 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
     modality = modality_of(cascade)
     _validate(image, modality, f"volume '{name}'")
     report("reading the volume", 1, 1)
-    label_image = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
+    segmented = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
     report("creating the segmentation", 0, 1)
-    label_node = mrml.volume_node(scene, label_image, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
+    label_node = mrml.volume_node(scene, segmented.labels, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
     seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"),
                                       modality.segments)
     scene.RemoveNode(label_node)
     table, measured = measure_segmentation(scene, seg_node, volume_node)
-    measured.warnings[:0] = findings_of(label_image).get("warnings", [])
+    measured.warnings[:0] = segmented.findings.get("warnings", [])
     report("creating the segmentation", 1, 1)
     return seg_node, table, measured
 

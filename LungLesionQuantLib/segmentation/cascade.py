@@ -11,7 +11,6 @@ consolidation enclosed by lung stays inside the lung; specks cut off from the lu
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from scipy import ndimage
 
 from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching,
                       smallest_lung_voxels, touches_edge)
-from ..runtime import Progress, StageModel, providers_for
+from ..runtime import Progress, Segmented, StageModel, providers_for
 from ..input.imageio import to_lps
 from ..labels import CONS, GGO, LUNG_NORMAL
 from ..resources import MODEL_DIR
@@ -41,7 +40,6 @@ HU_PRIOR_WEIGHT = 0.5
 # Warn when lung-like air outside the body but joined to the lungs (lung cut by the field of
 # view) exceeds this share of the lung.
 CUT_WARNING_FRACTION = 0.01
-FINDINGS_KEY = "LungLesionQuant.findings"
 
 class Cascade:
     """The three stages, loaded once and applied to any number of CTs."""
@@ -72,12 +70,12 @@ class Cascade:
                              "cons_prior_hu": CONS_PRIOR_HU, "cons_prior_width_hu": CONS_PRIOR_WIDTH_HU,
                              "input_sizes": {name: model.size for name, model in self.models.items()}}}
 
-    def apply(self, image: sitk.Image, progress: Progress | None = None) -> sitk.Image:
+    def apply(self, image: sitk.Image, progress: Progress | None = None) -> Segmented:
         """The front door: the 0/1/2/3 label image of a CT in HU, on exactly the CT's voxel grid.
 
         The CT is turned to the cascade's frame (:func:`imageio.to_lps`) once, segmented, and
-        the labels resampled back once. What the lung rules removed, and warnings, travel with
-        the result as its metadata (:func:`findings_of`).
+        the labels resampled back once (neither where the CT is already so indexed). What the
+        lung rules removed, and warnings, are the result's findings.
         """
         lps = to_lps(image)
         findings: dict = {}
@@ -85,8 +83,7 @@ class Cascade:
         label_lps = sitk.GetImageFromArray(labels)
         label_lps.CopyInformation(lps)
         result = label_lps if lps is image else sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        result.SetMetaData(FINDINGS_KEY, json.dumps(findings))
-        return result
+        return Segmented(result, findings)
 
     def segment(self, hu: np.ndarray, progress: Progress | None = None, lung: np.ndarray | None = None,
                 spacing_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0), findings: dict | None = None) -> np.ndarray:
@@ -183,13 +180,6 @@ class Cascade:
                 f"{cut:.0f} cm³ of lung-like air joined to the lungs but open to the image edge was left out: the field of "
                 "view may cut through the lungs, so the lung volume may be too small; check the overlay")
         return lung
-
-
-def findings_of(label_image: sitk.Image) -> dict:
-    """What :meth:`Cascade.apply` noted about a result (empty for labels from elsewhere)."""
-    if not label_image.HasMetaDataKey(FINDINGS_KEY):
-        return {}
-    return json.loads(label_image.GetMetaData(FINDINGS_KEY))
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:

@@ -183,7 +183,7 @@ def evaluate(images: Path, labels: Path, cascade: Cascade, coding: str = "auto",
             name = auto_coding(references[case]) if coding == "auto" else coding
             loaded = read_ct(inputs[case], window)
             reference = read_reference(references[case], name, loaded.image)
-            predicted = on_reference_grid(reference, cascade.apply(loaded.image), case)
+            predicted = on_reference_grid(reference, cascade.apply(loaded.image).labels, case)
         except Exception as exc:  # a broken case must not stop the evaluation; it is reported
             failures.append(f"{case}: {exc}".splitlines()[0])
             continue

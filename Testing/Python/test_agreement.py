@@ -46,7 +46,7 @@ def test_dice_and_distances_match_independent_implementations_on_real_slices(cas
     for name in ("3", "17", "42"):
         reference = np.asarray(Image.open(folder / "labels" / f"{name}.png"))
         reference = np.where(reference == 1, 2, np.where(reference == 2, 3, 0)).astype(np.uint8)
-        predicted = cascade.apply(read_ct(folder / "images" / f"{name}.jpg").image)
+        predicted = cascade.apply(read_ct(folder / "images" / f"{name}.jpg").image).labels
         row = compare(_image(reference[None]), predicted)
         pred = sitk.GetArrayFromImage(predicted)[0]
         for label, values in (("GGO", (2,)), ("lesion", (2, 3))):
@@ -59,7 +59,7 @@ def test_dice_and_distances_match_independent_implementations_on_real_slices(cas
 
 
 def test_3d_anisotropic_distances_match_monai(cascade):
-    labels = sitk.GetArrayFromImage(to_lps(cascade.apply(read_ct(SAMPLE_CT).image)))
+    labels = sitk.GetArrayFromImage(to_lps(cascade.apply(read_ct(SAMPLE_CT).image).labels))
     lung = labels > 0
     shrunk = ndimage.binary_erosion(lung, iterations=2)
     spacing = (3.0, 1.5, 1.5)

@@ -11,7 +11,6 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from LungLesionQuantLib.segmentation.cascade import findings_of
 from LungLesionQuantLib.input.imageio import read_ct, to_lps
 from LungLesionQuantLib.measurement.plausibility import lung_warnings
 from LungLesionQuantLib.measurement.quantify import measure_image
@@ -44,7 +43,7 @@ def chest():
 
 @pytest.fixture(scope="module")
 def plain(chest, cascade):
-    return measure_image(cascade.apply(chest[0]))
+    return measure_image(cascade.apply(chest[0]).labels)
 
 
 def lung_of(labels: sitk.Image) -> np.ndarray:
@@ -65,37 +64,40 @@ def with_blankets(hu: np.ndarray) -> np.ndarray:
 def test_air_between_blankets_is_not_lung(chest, cascade, plain):
     ct, hu = chest
     blanketed = with_blankets(hu)
-    labels = cascade.apply(as_image(blanketed, ct))
+    result = cascade.apply(as_image(blanketed, ct))
+    labels = result.labels
     lung = lung_of(labels)
     assert not (lung & ~protocol_body(blanketed)).any()
     assert measure_image(labels)["lung_volume_cm3"] == pytest.approx(plain["lung_volume_cm3"], rel=0.02)
-    assert findings_of(labels)["lung_rules_cm3"]["outside_body"] > 500  # the network did mark that air
+    assert result.findings["lung_rules_cm3"]["outside_body"] > 500  # the network did mark that air
 
 
 def test_field_of_view_cropped_to_the_body(chest, cascade, plain):
     ct, hu = chest
     cropped = hu[:, 40:-40, 60:-60]
-    labels = cascade.apply(as_image(cropped, ct))
+    result = cascade.apply(as_image(cropped, ct))
+    labels = result.labels
     assert not (lung_of(labels) & ~protocol_body(cropped)).any()
     assert measure_image(labels)["lung_volume_cm3"] == pytest.approx(plain["lung_volume_cm3"], rel=0.02)
-    assert findings_of(labels)["warnings"] == [] and lung_warnings(labels) == []
+    assert result.findings["warnings"] == [] and lung_warnings(labels) == []
 
 
 def test_field_of_view_through_the_lungs_is_warned_about(chest, cascade):
     ct, hu = chest
-    labels = cascade.apply(as_image(hu[:, 40:-40, 120:-120], ct))
-    assert any("field of view" in w for w in findings_of(labels)["warnings"])
+    result = cascade.apply(as_image(hu[:, 40:-40, 120:-120], ct))
+    labels = result.labels
+    assert any("field of view" in w for w in result.findings["warnings"])
     assert any("outside 1-10 L" in w for w in lung_warnings(labels))
 
 
 def test_prone_and_either_slice_order_give_the_same_lungs(chest, cascade, plain):
     ct, hu = chest
-    prone = measure_image(cascade.apply(as_image(hu[:, ::-1, ::-1], ct)))  # turned over: table in front
+    prone = measure_image(cascade.apply(as_image(hu[:, ::-1, ::-1], ct)).labels)  # turned over: table in front
     assert prone["lung_volume_cm3"] == pytest.approx(plain["lung_volume_cm3"], rel=0.02)
     reversed_order = as_image(hu[::-1], ct)  # the same voxels, stored head to feet
     reversed_order.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))
     reversed_order.SetOrigin(ct.TransformIndexToPhysicalPoint((0, 0, hu.shape[0] - 1)))
-    assert measure_image(cascade.apply(reversed_order))["lung_volume_cm3"] == pytest.approx(plain["lung_volume_cm3"], rel=1e-6)
+    assert measure_image(cascade.apply(reversed_order).labels)["lung_volume_cm3"] == pytest.approx(plain["lung_volume_cm3"], rel=1e-6)
 
 
 def test_whole_body_stand_in_has_lung_only_in_the_chest(chest, cascade, plain):
@@ -108,7 +110,7 @@ def test_whole_body_stand_in_has_lung_only_in_the_chest(chest, cascade, plain):
         cy, cx, z0, length, r = rng.integers(200, 330), rng.integers(150, 370), rng.integers(0, 80), rng.integers(4, 12), rng.integers(8, 25)
         for z in range(z0, min(90, z0 + length)):
             abdomen[z][(yy - cy - 2 * (z - z0)) ** 2 + (xx - cx) ** 2 / 2.0 < r * r] = -990.0
-    labels = cascade.apply(as_image(np.concatenate([abdomen, hu]), ct))
+    labels = cascade.apply(as_image(np.concatenate([abdomen, hu]), ct)).labels
     lung = lung_of(labels)
     assert not lung[:90].any()
     assert measure_image(labels)["lung_volume_cm3"] == pytest.approx(plain["lung_volume_cm3"], rel=0.02)
@@ -117,7 +119,7 @@ def test_whole_body_stand_in_has_lung_only_in_the_chest(chest, cascade, plain):
 def test_slices_below_the_lungs_hold_no_lung(cascade):
     """NY-SBU single slices through the abdomen (checked by eye): bowel gas, stomach, no lung."""
     for name in ("A027284_19000925-116", "A058062_19001231-084", "A062055_19001127-136"):
-        labels = sitk.GetArrayFromImage(cascade.apply(read_ct(shared(f"ny_sbu_slices/{name}.dcm")).image))
+        labels = sitk.GetArrayFromImage(cascade.apply(read_ct(shared(f"ny_sbu_slices/{name}.dcm")).image).labels)
         assert not labels.any(), f"{name}: {np.bincount(labels.ravel()).tolist()}"
 
 

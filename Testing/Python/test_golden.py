@@ -15,6 +15,6 @@ GOLDEN_COUNTS = [3982773, 608056, 36431, 9540]
 
 
 def test_sample_ct_label_counts_are_unchanged(cascade):
-    labels = cascade.apply(read_ct(SAMPLE_CT).image)
+    labels = cascade.apply(read_ct(SAMPLE_CT).image).labels
     counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=4).tolist()
     assert counts == GOLDEN_COUNTS, f"label counts changed: {counts} (golden {GOLDEN_COUNTS})"

@@ -59,11 +59,11 @@ def test_own_window_and_documented_window_segment_alike(tmp_path, cascade):
         reencoded = np.clip(np.round(45 + (grey.astype(float) - landmarks[0]) * (211 - 45) / (landmarks[1] - landmarks[0])), 0, 255).astype(np.uint8)
         documented = read_ct(save(reencoded, tmp_path / f"{stem}_doc.png"))
         assert documented.window.source.startswith("documented")
-        own = sitk.GetArrayFromImage(cascade.apply(read_ct(save(grey, tmp_path / f"{stem}.png")).image))[0] >= 2
-        doc = sitk.GetArrayFromImage(cascade.apply(documented.image))[0] >= 2
+        own = sitk.GetArrayFromImage(cascade.apply(read_ct(save(grey, tmp_path / f"{stem}.png")).image).labels)[0] >= 2
+        doc = sitk.GetArrayFromImage(cascade.apply(documented.image).labels)[0] >= 2
         assert 2 * (own & doc).sum() / (own.sum() + doc.sum()) > 0.9
         assert 2 * (own & label).sum() / (own.sum() + label.sum()) > 0.5, stem
-        forced = sitk.GetArrayFromImage(cascade.apply(read_ct(tmp_path / f"{stem}.png", DOCUMENTED_WINDOW).image))[0] >= 2
+        forced = sitk.GetArrayFromImage(cascade.apply(read_ct(tmp_path / f"{stem}.png", DOCUMENTED_WINDOW).image).labels)[0] >= 2
         assert 2 * (forced & label).sum() / max(forced.sum() + label.sum(), 1) < 0.5  # the wrong window fails
 
 
