@@ -4,6 +4,10 @@
 2. ``lesion``: the slices that contain lung, cropped to one box around both lungs.
 3. ``type``: the same crops with the lesion mask as a second channel, on slices with lesion.
 
+A one-stage lesion network (classes background / GGO / Cons: the teacher of
+:mod:`..training.teacher`) takes the place of stages 2 and 3: lesion is p(GGO) + p(Cons) > 0.5,
+and GGO vs Cons is decided from its own probabilities.
+
 After the networks: lesion is kept within the lung (in-plane holes filled, grown by 2 mm),
 and the lung is the union of the lung and its lesions with in-plane holes filled, so
 consolidation enclosed by lung stays inside the lung; specks cut off from the lungs go.
@@ -60,8 +64,16 @@ class Cascade:
         self.paths = {name: Path(model_dir) / f"{name}.onnx" for name in STAGES}
         self.paths.update({k: Path(v) for k, v in (overrides or {}).items()})
         self.providers = providers_for(device)
-        self.models = {name: StageModel.load(path, self.providers, threads) for name, path in self.paths.items()}
+        self.models = {"lesion": StageModel.load(self.paths["lesion"], self.providers, threads)}
+        if self.one_stage:
+            del self.paths["type"]
+        self.models.update({name: StageModel.load(path, self.providers, threads) for name, path in self.paths.items() if name != "lesion"})
         self.batch_size = batch_size
+
+    @property
+    def one_stage(self) -> bool:
+        """Whether the lesion network also tells GGO from Cons (no type stage)."""
+        return self.models["lesion"].classes == ["background", "GGO", "Cons"]
 
     def provenance(self) -> dict:
         """What produced a result, recorded with it: each model file's SHA-256 and the settings."""
@@ -108,16 +120,21 @@ class Cascade:
         region = np.s_[rows[0]:rows[-1] + 1, fit.r0:fit.r1, fit.c0:fit.c1]
         lung_box = lung[region]
         crops = window_to_unit(fit_box(clipped[rows], fit))[:, None]
-        lesion_small = self.models["lesion"].probabilities(crops, self.batch_size, progress, self.flips)[:, 1]
+        probs = self.models["lesion"].probabilities(crops, self.batch_size, progress, self.flips)
+        lesion_small = probs[:, 1:].sum(axis=1)  # lesion; GGO + Cons of a one-stage network
         found = np.flatnonzero((lesion_small > 0.5).any(axis=(1, 2)))
         lesion = np.zeros(lung_box.shape, dtype=bool)
         cons = np.zeros(lung_box.shape, dtype=bool)
         if found.size:
             z = rows[found] - rows[0]
             lesion[z] = unfit_mask(lesion_small[found], fit)
-            pair = np.concatenate([crops[found], (lesion_small[found, None] > 0.5).astype(np.float32)], axis=1)
-            probs = self.models["type"].probabilities(pair, self.batch_size, progress, self.flips)
-            cons[z] = unfit_mask(self._consolidation(probs, crops[found, 0]), fit, order=0)
+            if self.one_stage:
+                type_probs = probs[found]
+            else:
+                pair = np.concatenate([crops[found], (lesion_small[found, None] > 0.5).astype(np.float32)], axis=1)
+                type_probs = self.models["type"].probabilities(pair, self.batch_size, progress, self.flips)
+            del probs
+            cons[z] = unfit_mask(self._consolidation(type_probs, crops[found, 0]), fit, order=0)
             lesion &= _envelope(lung_box, spacing_yx)
         if progress:
             progress("post-processing", 0, 1)

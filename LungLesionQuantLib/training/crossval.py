@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,19 +37,29 @@ def _slice_image(array: np.ndarray) -> sitk.Image:
     return image
 
 
+def fold_stages(fold_dir: Path) -> Callable[[int], dict[str, Path]]:
+    """The lesion and type models of each fold in ``fold_dir`` (``fold<k>/<stage>.onnx``)."""
+    return lambda k: {stage: fold_dir / f"fold{k}" / f"{stage}.onnx" for stage in ("lesion", "type")}
+
+
 def evaluate(data: Path, fold_dir: Path, model_dir: Path, flips: tuple[int, ...] = TTA_FLIPS,
-             hu_prior_weight: float = HU_PRIOR_WEIGHT, export: Path | None = None) -> dict:
+             hu_prior_weight: float = HU_PRIOR_WEIGHT, export: Path | None = None,
+             models_of: Callable[[int], dict[str, Path]] | None = None, folds: tuple[int, ...] = tuple(range(N_FOLDS))) -> dict:
     """CV summary per setting and label (:func:`evaluation.summarise` rows, plus per-fold means).
 
-    ``export`` receives the reference and the held-out predictions as 1-slice label maps
-    (lesions only: the reference has no lung labels), ready for ``lunglesionquant agreement``.
+    ``models_of``: fold → the stage files that replace the bundled ones (default: the fold's
+    lesion and type stages in ``fold_dir``; the teacher replaces the lesion stage alone);
+    ``folds``: the folds scored (all five by default). ``export`` receives the reference and
+    the held-out predictions as 1-slice label maps (lesions only: the reference has no lung
+    labels), ready for ``lunglesionquant agreement``.
     """
+    models_of = models_of or fold_stages(fold_dir)
     _, native = read_semiseg_train(data)
-    folds = KFold(N_FOLDS, shuffle=True, random_state=0)
     rows: dict[str, tuple[list, list]] = {s: ([], []) for s in SETTINGS}
-    for k, (_train, test) in enumerate(folds.split(np.arange(len(native)))):
-        cascade = Cascade(model_dir, device="cpu", flips=flips, hu_prior_weight=hu_prior_weight,
-                          overrides={stage: fold_dir / f"fold{k}" / f"{stage}.onnx" for stage in ("lesion", "type")})
+    for k, (_train, test) in enumerate(KFold(N_FOLDS, shuffle=True, random_state=0).split(np.arange(len(native)))):
+        if k not in folds:
+            continue
+        cascade = Cascade(model_dir, device="cpu", flips=flips, hu_prior_weight=hu_prior_weight, overrides=models_of(k))
         for i in test:
             grey, raw = native[i]
             hu = grey8_to_hu(grey)[None]
@@ -70,7 +81,7 @@ def evaluate(data: Path, fold_dir: Path, model_dir: Path, flips: tuple[int, ...]
         groups = CODINGS[CODING].groups
         summary = summarise(Evaluation(per_slice, per_case, groups, {}))
         by_fold = [summarise(Evaluation(per_slice[per_slice.fold == k], per_case[per_case.fold == k], groups, {}))
-                   for k in range(N_FOLDS)]
+                   for k in folds]
         result[setting] = {}
         for r in summary.itertuples():
             result[setting][r.label] = {

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -71,19 +72,24 @@ def _write_patient(data: Path, patient: str, folder: Path) -> None:
 
 def evaluate(data: Path, work: Path, variant: str) -> dict:
     """Held-out scores of ``variant`` per patient and over all six (per-slice and per-patient Dice)."""
+    return {"variant": variant, "recipe": VARIANTS[variant], "folds": [list(f) for f in FOLDS],
+            **score_folds(data, lambda k: {"lung": work / f"fold{k}" / "lung.onnx", "lesion": work / variant / f"fold{k}" / "lesion.onnx"})}
+
+
+def score_folds(data: Path, models_of: Callable[[int], dict[str, Path]], folds: tuple[int, ...] = tuple(range(len(FOLDS)))) -> dict:
+    """Each fold's held-out patients through the product with ``models_of(fold)`` in place of
+    the bundled stages: :func:`patient_scores` over them."""
     slices = []
-    for k, held in enumerate(FOLDS):
-        cascade = Cascade(DEFAULT_MODEL_DIR, device="cpu", overrides={"lung": work / f"fold{k}" / "lung.onnx",
-                                                                      "lesion": work / variant / f"fold{k}" / "lesion.onnx"})
-        for patient in held:
+    for k in folds:
+        cascade = Cascade(DEFAULT_MODEL_DIR, device="cpu", overrides=models_of(k))
+        for patient in FOLDS[k]:
             with tempfile.TemporaryDirectory() as tmp:
                 _write_patient(data, patient, Path(tmp))
                 result = evaluate_folder(Path(tmp) / "images", Path(tmp) / "labels", cascade, "lesion")
             if result.failures:
                 raise RuntimeError(f"{patient}: {result.failures[0]}")
             slices.append(result.per_slice.assign(patient=patient, fold=k))
-    return {"variant": variant, "recipe": VARIANTS[variant], "folds": [list(f) for f in FOLDS],
-            **patient_scores(pd.concat(slices, ignore_index=True))}
+    return patient_scores(pd.concat(slices, ignore_index=True))
 
 
 def patient_scores(table: pd.DataFrame) -> dict:

@@ -49,7 +49,9 @@ from ..segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
 from .augment import AugmentConfig, geometric, intensity, random_patch
 from .datasets import IGNORE, SliceSet, ct_volume_slices, frame_slices, no_pneumonia_slices, read_radiopaedia_unlabelled
 from .network import export_onnx
+from .crossval import evaluate as crossval_evaluate
 from .patient_cv import FOLDS as PATIENT_FOLDS
+from .patient_cv import score_folds
 from .pools import LesionData
 from .train import Log, Pool, _batch, cpu_bf16_pays
 
@@ -292,10 +294,30 @@ def train(data: TeacherData, recipe: Recipe, work: Path, log: Log, resume: bool,
     return out
 
 
+def evaluate_fold(data: Path, teacher: Path, fold: int, lung: str = "bundled") -> dict:
+    """The fold's teacher through the product's own cascade (in place of the lesion and type
+    stages): its held-out GGO/Cons slices (:func:`.crossval.evaluate`) and held-out patients
+    (:func:`.patient_cv.score_folds`)."""
+    slices = crossval_evaluate(data, teacher.parent, DEFAULT_MODEL_DIR, models_of=lambda k: {"lesion": teacher}, folds=(fold,))
+    patient_fold = fold % len(PATIENT_FOLDS)
+    lung_model = {} if lung == "bundled" else {"lung": REPO / ".train_cache" / "patient_cv" / f"fold{patient_fold}" / "lung.onnx"}
+    patients = score_folds(data, lambda k: {"lesion": teacher, **lung_model}, folds=(patient_fold,))
+    given = slices["settings"]["cascade"]
+    summary = {name: round(given[name]["mean"], 4) for name in ("GGO", "Cons", "lesion")}
+    summary.update(patient_dice=round(patients["patient_dice_mean"], 4),
+                   false_lit=f"{patients['lesion_free_slices_with_false_lesion']}/{patients['lesion_free_slices']}")
+    return {"fold": fold, "lung": lung, "summary": summary, "slices": slices, "patients": patients}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m LungLesionQuantLib.training.teacher", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train"])
+    parser.add_argument("command", choices=["train", "evaluate"],
+                        help="evaluate: the fold's exported teacher through the product (its held-out GGO/Cons slices, as "
+                             "training.crossval scores them, and its held-out patients, as training.patient_cv does)")
+    parser.add_argument("--lung", choices=["bundled", "fold"], default="bundled",
+                        help="evaluate: the lung stage framing the patients — the bundled one (it saw their slices) or "
+                             "training.patient_cv's fold model (trained without them; it must exist)")
     parser.add_argument("--fold", default="0", help="0-4: hold out that fold and score it; 'all': train on everything")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / ".train_cache" / "teacher")
@@ -311,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work / (f"fold{fold}" if fold is not None else "all")
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")
+    if args.command == "evaluate":
+        if fold is None:
+            parser.error("evaluate scores a held-out fold: give --fold 0-4")
+        result = evaluate_fold(args.data, work / "teacher.onnx", fold, args.lung)
+        (work / f"evaluation_{args.lung}_lung.json").write_text(json.dumps(result, indent=2))
+        log(f"teacher fold {fold} through the product ({args.lung} lung stage): {json.dumps(result['summary'])}")
+        return 0
     data = TeacherData.load(args.data, fold, log)
     train(data, Recipe().scaled(args.steps_scale), work, log, args.resume, args.eval_every, seed=0 if fold is None else fold + 1)
     return 0

@@ -15,7 +15,7 @@ from LungLesionQuantLib.training.datasets import SliceSet, frame_slices, read_se
 from LungLesionQuantLib.training.lung_labels import body_mask, derive_lung_mask
 from LungLesionQuantLib.training.network import unet_from_onnx
 from LungLesionQuantLib.training.train import Log, Pool, Run, StageSpec, train_all, train_stage
-from conftest import shared
+from conftest import SAMPLE_CT, shared
 
 
 def test_derived_lung_labels_are_an_adult_lung_without_bowel_gas():
@@ -181,6 +181,14 @@ def test_the_teacher_resumes_exactly_where_it_stopped_and_exports_a_one_stage_mo
     assert {"GGO", "Cons", "lesion", "patient_dice", "false_lit"} <= set(resumed["history"][0])
     stage = StageModel.load(tmp_path / "stopped" / "teacher.onnx", ["CPUExecutionProvider"], 1)
     assert stage.size == 64 and stage.classes == ["background", "GGO", "Cons"]
+    # the cascade runs a one-stage lesion network in place of its lesion and type stages
+    from LungLesionQuantLib.segmentation.cascade import Cascade
+
+    one_stage = Cascade(device="cpu", threads=1, overrides={"lesion": tmp_path / "stopped" / "teacher.onnx"})
+    assert one_stage.one_stage and set(one_stage.paths) == {"lung", "lesion"}
+    hu = read_ct(SAMPLE_CT).image
+    labels = sitk.GetArrayFromImage(one_stage.apply(hu).labels)
+    assert labels.shape == sitk.GetArrayFromImage(hu).shape and set(np.unique(labels)) <= {0, 1, 2, 3} and (labels > 0).any()
 
 
 def test_the_teacher_loss_ignores_pixels_marked_ignore_and_reads_lesion_as_ggo_or_cons():
