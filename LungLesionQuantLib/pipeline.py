@@ -140,8 +140,7 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     ct_lps, label_lps = to_lps(ct_image), to_lps(outputs.label_image)
     hu, labels, spacing = sitk.GetArrayViewFromImage(ct_lps), sitk.GetArrayViewFromImage(label_lps), ct_lps.GetSpacing()
     title = f"{case}: {modality.headline(row)}"
-    units = hu_to_unit(hu) if modality is CT else to_unit(hu)
-    write_overlay(units, labels, spacing, stage.path(OVERLAY_FILE), title, segments=modality.segments)
+    write_overlay(hu, labels, spacing, stage.path(OVERLAY_FILE), title, hu_to_unit if modality is CT else to_unit, segments=modality.segments)
     written.append(stage.path(OVERLAY_FILE))
     if modality is not CT and (outputs.dicom_files or outputs.report):
         warnings.append("report.pdf and DICOM SEG are written for CT only; the radiograph's results are in the other files")

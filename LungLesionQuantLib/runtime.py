@@ -65,18 +65,26 @@ class StageModel:
                                        "written by LungLesionQuant's training (with its llq_* metadata)") from None
 
     def probabilities(self, batch_input: np.ndarray, batch_size: int, progress: Progress | None = None,
-                      flips: tuple[int, ...] = ()) -> np.ndarray:
+                      flips: tuple[int, ...] = (), keep: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """Softmax probabilities (N, K, S, S) for inputs (N, C, S, S), run ``batch_size`` at a time,
-        averaged with those of the inputs mirrored along each axis in ``flips`` (test-time augmentation)."""
-        out = np.empty((batch_input.shape[0], len(self.classes)) + batch_input.shape[2:], dtype=np.float32)
+        averaged with those of the inputs mirrored along each axis in ``flips`` (test-time augmentation).
+
+        ``keep`` maps each batch's probabilities to what the caller needs of them (one class, a
+        ratio): only that is kept for all N inputs — on a CT, K full maps cost hundreds of MB."""
+        out: np.ndarray | None = None
         for start in range(0, batch_input.shape[0], batch_size):
             chunk = batch_input[start:start + batch_size]
             probs = self._softmax(chunk)
             for axis in flips:
                 probs += np.flip(self._softmax(np.ascontiguousarray(np.flip(chunk, axis))), axis)
-            out[start:start + batch_size] = probs / (1 + len(flips))
+            kept = (keep or (lambda p: p))(probs / (1 + len(flips)))
+            if out is None:
+                out = np.empty((batch_input.shape[0],) + kept.shape[1:], dtype=kept.dtype)
+            out[start:start + batch_size] = kept
             if progress:
                 progress(self.name, min(start + batch_size, batch_input.shape[0]), batch_input.shape[0])
+        if out is None:
+            return np.empty((0, len(self.classes)) + batch_input.shape[2:], np.float32)
         return out
 
     def _softmax(self, chunk: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ radiograph with its lung and opacity)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from matplotlib.patches import Patch
@@ -37,23 +38,25 @@ def render_rgb(unit_slice: np.ndarray, label_slice: np.ndarray, segments: tuple[
     return rgb
 
 
-def write_overlay(units: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float],
-                  path: Path, title: str, count: int = 8, segments: tuple[SegmentSpec, ...] = SEGMENTS) -> None:
-    """Write a PNG montage of up to ``count`` axial slices (radiological orientation) of display
-    grey ``units`` in [0, 1] (a one-slice image, a radiograph, is drawn larger)."""
+def write_overlay(image: np.ndarray, labels: np.ndarray, spacing_xyz: tuple[float, float, float],
+                  path: Path, title: str, display: Callable[[np.ndarray], np.ndarray], count: int = 8,
+                  segments: tuple[SegmentSpec, ...] = SEGMENTS) -> None:
+    """Write a PNG montage of up to ``count`` axial slices (radiological orientation) of
+    ``image``, each turned to display grey in [0, 1] by ``display`` (the lung window for CT): only
+    the slices shown are converted, never a whole CT (a one-slice image, a radiograph, is drawn larger)."""
     slices = pick_slices(labels, count)
     cols = min(4, len(slices))
     nrows = int(np.ceil(len(slices) / cols))
     aspect = spacing_xyz[1] / spacing_xyz[0]
-    side = 3.2 if units.shape[0] > 1 else 6.4
-    fig = new_figure(figsize=(side * cols, side * nrows * min(2.0, aspect * units.shape[1] / units.shape[2]) + 0.6))
+    side = 3.2 if image.shape[0] > 1 else 6.4
+    fig = new_figure(figsize=(side * cols, side * nrows * min(2.0, aspect * image.shape[1] / image.shape[2]) + 0.6))
     axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, z in zip(axes.ravel(), slices):
-        ax.imshow(render_rgb(units[z], labels[z], segments), aspect=aspect, interpolation="nearest")
-        if units.shape[0] > 1:
-            ax.set_title(f"slice {z + 1}/{units.shape[0]}", fontsize=8)
+        ax.imshow(render_rgb(display(image[z]), labels[z], segments), aspect=aspect, interpolation="nearest")
+        if image.shape[0] > 1:
+            ax.set_title(f"slice {z + 1}/{image.shape[0]}", fontsize=8)
     handles = [Patch(color=s.color, label=s.name) for s in segments]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
     fig.suptitle(title, fontsize=10)

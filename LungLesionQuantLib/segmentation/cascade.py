@@ -91,7 +91,7 @@ class Cascade:
         """
         lps = to_lps(image)
         findings: dict = {}
-        labels = self.segment(sitk.GetArrayFromImage(lps), progress, spacing_zyx=lps.GetSpacing()[::-1], findings=findings)
+        labels = self.segment(sitk.GetArrayViewFromImage(lps), progress, spacing_zyx=lps.GetSpacing()[::-1], findings=findings)
         label_lps = sitk.GetImageFromArray(labels)
         label_lps.CopyInformation(lps)
         result = label_lps if lps is image else sitk.Resample(label_lps, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
@@ -120,8 +120,9 @@ class Cascade:
         region = np.s_[rows[0]:rows[-1] + 1, fit.r0:fit.r1, fit.c0:fit.c1]
         lung_box = lung[region]
         crops = window_to_unit(fit_box(clipped[rows], fit))[:, None]
-        probs = self.models["lesion"].probabilities(crops, self.batch_size, progress, self.flips)
-        lesion_small = probs[:, 1:].sum(axis=1)  # lesion; GGO + Cons of a one-stage network
+        # p(lesion) of a two-class network; p(GGO), p(Cons) of a one-stage network
+        kept = self.models["lesion"].probabilities(crops, self.batch_size, progress, self.flips, keep=lambda p: p[:, 1:])
+        lesion_small = kept.sum(axis=1)
         found = np.flatnonzero((lesion_small > 0.5).any(axis=(1, 2)))
         lesion = np.zeros(lung_box.shape, dtype=bool)
         cons = np.zeros(lung_box.shape, dtype=bool)
@@ -129,12 +130,13 @@ class Cascade:
             z = rows[found] - rows[0]
             lesion[z] = unfit_mask(lesion_small[found], fit)
             if self.one_stage:
-                type_probs = probs[found]
+                share = _cons_share(kept[found, 0], kept[found, 1])
             else:
                 pair = np.concatenate([crops[found], (lesion_small[found, None] > 0.5).astype(np.float32)], axis=1)
-                type_probs = self.models["type"].probabilities(pair, self.batch_size, progress, self.flips)
-            del probs
-            cons[z] = unfit_mask(self._consolidation(type_probs, crops[found, 0]), fit, order=0)
+                share = self.models["type"].probabilities(pair, self.batch_size, progress, self.flips,
+                                                          keep=lambda p: _cons_share(p[:, 1], p[:, 2]))
+            del kept
+            cons[z] = unfit_mask(self._consolidation(share, crops[found, 0]), fit, order=0)
             lesion &= _envelope(lung_box, spacing_yx)
         if progress:
             progress("post-processing", 0, 1)
@@ -148,12 +150,11 @@ class Cascade:
             progress("post-processing", 1, 1)
         return labels
 
-    def _consolidation(self, probs: np.ndarray, unit: np.ndarray) -> np.ndarray:
-        """Where a lesion is consolidation (1.0) rather than GGO, at network resolution: the type
-        network's share p(Cons) / (p(GGO) + p(Cons)), blended with an attenuation prior — a
-        logistic step at :data:`CONS_PRIOR_HU` — by :attr:`hu_prior_weight` (Bartoli et al.:
-        consolidation is the denser opacity)."""
-        share = probs[:, 2] / np.maximum(probs[:, 1] + probs[:, 2], 1e-6)
+    def _consolidation(self, share: np.ndarray, unit: np.ndarray) -> np.ndarray:
+        """Where a lesion is consolidation (1.0) rather than GGO, at network resolution: the
+        network's share p(Cons) / (p(GGO) + p(Cons)) (:func:`_cons_share`), blended with an
+        attenuation prior — a logistic step at :data:`CONS_PRIOR_HU` — by :attr:`hu_prior_weight`
+        (Bartoli et al.: consolidation is the denser opacity)."""
         hu = unit_to_hu(unit)
         prior = 1.0 / (1.0 + np.exp(-(hu - CONS_PRIOR_HU) / CONS_PRIOR_WIDTH_HU))
         w = self.hu_prior_weight
@@ -172,7 +173,7 @@ class Cascade:
         exports), where lungs reach the image edge."""
         model = self.models["lung"]
         fit = whole_slice_fit(clipped.shape[1:], model.size)
-        prob = model.probabilities(window_to_unit(fit_box(clipped, fit))[:, None], self.batch_size, progress)[:, 1]
+        prob = model.probabilities(window_to_unit(fit_box(clipped, fit))[:, None], self.batch_size, progress, keep=lambda p: p[:, 1])
         lung = np.zeros(clipped.shape, dtype=bool)
         rows = np.flatnonzero((prob > 0.5).any(axis=(1, 2)))
         if rows.size:
@@ -197,6 +198,11 @@ class Cascade:
                 f"{cut:.0f} cm³ of lung-like air joined to the lungs but open to the image edge was left out: the field of "
                 "view may cut through the lungs, so the lung volume may be too small; check the overlay")
         return lung
+
+
+def _cons_share(ggo: np.ndarray, cons: np.ndarray) -> np.ndarray:
+    """p(Cons) / (p(GGO) + p(Cons)): how much of a lesion's probability says consolidation."""
+    return cons / np.maximum(ggo + cons, 1e-6)
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
