@@ -48,14 +48,16 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return sitk.GetArrayFromImage(labels), sizes
 
 
+_IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
 def fill_holes_in_plane(mask: np.ndarray) -> np.ndarray:
     """Fill the holes of each axial slice: background regions (connected within the slice by
     faces) that do not reach the slice's border. One labelling for all slices, for speed."""
     if not mask.any():
         return mask
-    in_plane = np.zeros((3, 3, 3), dtype=bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    background, count = ndimage.label(~mask, in_plane)
+    background, count = ndimage.label(~mask, _IN_PLANE)
     outside = np.zeros(count + 1, dtype=bool)
     for edge in (background[:, 0], background[:, -1], background[:, :, 0], background[:, :, -1]):
         outside[edge.ravel()] = True
@@ -97,14 +99,10 @@ def in_chest(lung: np.ndarray, min_voxels: int = 0) -> np.ndarray:
     labels, sizes = components(lung)
     if sizes[0] < min_voxels:
         return np.zeros_like(lung)
-    zs = np.arange(lung.shape[0])
-    present = np.zeros((len(sizes) + 1, lung.shape[0]), dtype=bool)
-    for z in np.flatnonzero(lung.any(axis=(1, 2))):
-        present[np.unique(labels[z]), z] = True
-    first = zs[present[1]]
-    middle = (first[0] + first[-1]) / 2.0
+    boxes = ndimage.find_objects(labels)  # one pass: each region's slice range
+    middle = (boxes[0][0].start + boxes[0][0].stop - 1) / 2.0
     keep = [1] + [i for i in range(2, len(sizes) + 1)
-                  if sizes[i - 1] >= MIN_REGION_FRACTION * sizes[0] and zs[present[i]].max() >= middle]
+                  if sizes[i - 1] >= MIN_REGION_FRACTION * sizes[0] and boxes[i - 1][0].stop - 1 >= middle]
     return np.isin(labels, keep)
 
 
@@ -135,19 +133,22 @@ def smallest_lung_voxels(slices: int, spacing_zyx: tuple[float, float, float]) -
 def drop_airways(lung: np.ndarray, pixel_mm: float) -> np.ndarray:
     """Remove the trachea and main bronchi from (Z, Y, X) lung slices: per slice, regions under
     :data:`AIRWAY_MAX_CM2` centred in the middle half of the slice's lungs (left-right)."""
-    out = lung.copy()
+    if not lung.any():
+        return lung.copy()
     max_pixels = AIRWAY_MAX_CM2 * 100.0 / (pixel_mm * pixel_mm)
-    for z in np.flatnonzero(lung.any(axis=(1, 2))):
-        labels, n = ndimage.label(lung[z])
-        idx = np.arange(1, n + 1)
-        areas = ndimage.sum_labels(lung[z], labels, index=idx)
-        centres = np.array(ndimage.center_of_mass(lung[z], labels, idx))[:, 1]
-        cols = np.flatnonzero(lung[z].any(axis=0))
-        mid, half = (cols[0] + cols[-1]) / 2.0, max(1.0, (cols[-1] - cols[0]) / 2.0)
-        airway = idx[(areas < max_pixels) & (np.abs(centres - mid) < AIRWAY_CENTRAL_FRACTION * half)]
-        if airway.size:
-            out[z] &= ~np.isin(labels, airway)
-    return out
+    # Every slice's regions labelled at once (connected within the slice only), measured by counting.
+    labels, n = ndimage.label(lung, _IN_PLANE)
+    pixels = np.flatnonzero(labels)
+    ids = labels.ravel()[pixels]
+    areas = np.bincount(ids, minlength=n + 1)[1:]
+    centres = np.bincount(ids, weights=pixels % lung.shape[2], minlength=n + 1)[1:] / np.maximum(areas, 1)
+    slice_of = np.array([box[0].start for box in ndimage.find_objects(labels)])
+    occupied = lung.any(axis=1)  # (Z, X): the columns each slice's lungs cover
+    first = np.argmax(occupied, axis=1)
+    last = lung.shape[2] - 1 - np.argmax(occupied[:, ::-1], axis=1)
+    mid, half = (first + last) / 2.0, np.maximum(1.0, (last - first) / 2.0)
+    airway = (areas < max_pixels) & (np.abs(centres - mid[slice_of]) < AIRWAY_CENTRAL_FRACTION * half[slice_of])
+    return lung & ~np.concatenate([[False], airway])[labels]
 
 
 def drop_airways_2d(slice_mask: np.ndarray, pixel_mm: float) -> np.ndarray:

@@ -68,7 +68,7 @@ class TorchStage:
         self.net = unet_from_onnx(path).to(self.device)
 
     @torch.inference_mode()
-    def probabilities(self, batch_input: np.ndarray, batch_size: int, progress=None, flips: tuple[int, ...] = ()) -> np.ndarray:
+    def probabilities(self, batch_input: np.ndarray, batch_size: int, progress=None, flips: tuple[int, ...] = (), keep=None) -> np.ndarray:
         def softmax(x: torch.Tensor) -> torch.Tensor:
             return torch.softmax(self.net(x), dim=1)
 
@@ -78,7 +78,7 @@ class TorchStage:
             probs = softmax(x)
             for axis in flips:
                 probs += softmax(x.flip(axis)).flip(axis)
-            outs.append((probs / (1 + len(flips))).cpu().numpy())
+            outs.append((keep or (lambda p: p))((probs / (1 + len(flips))).cpu().numpy()))
         return np.concatenate(outs)
 
 
@@ -89,9 +89,9 @@ class Timed:
         self.stage, self.name, self.size, self.classes = stage, stage.name, stage.size, stage.classes
         self.seconds, self.slices = 0.0, 0
 
-    def probabilities(self, batch_input, batch_size, progress=None, flips=()):
+    def probabilities(self, batch_input, batch_size, progress=None, flips=(), keep=None):
         start = time.perf_counter()
-        out = self.stage.probabilities(batch_input, batch_size, flips=flips)
+        out = self.stage.probabilities(batch_input, batch_size, flips=flips, keep=keep)
         self.seconds += time.perf_counter() - start
         self.slices += batch_input.shape[0]
         return out

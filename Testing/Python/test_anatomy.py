@@ -14,6 +14,7 @@ from scipy import ndimage
 from LungLesionQuantLib.input.imageio import read_ct, to_lps
 from LungLesionQuantLib.measurement.plausibility import lung_warnings
 from LungLesionQuantLib.measurement.quantify import measure_image
+from LungLesionQuantLib.segmentation.anatomy import drop_airways
 from conftest import shared
 
 
@@ -141,3 +142,18 @@ def _like(array: np.ndarray, image: sitk.Image) -> sitk.Image:
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(image)
     return out
+
+
+def test_airways_are_found_per_slice_as_the_per_slice_rule_finds_them():
+    """drop_airways labels every slice at once (issue 24: 3 s of per-slice loops on a CT); the
+    result is the per-slice rule's: a small region in the middle of a slice's lungs goes."""
+    lung = np.zeros((3, 40, 60), bool)
+    lung[:, 5:35, 4:22] = lung[:, 5:35, 38:56] = True   # two lungs on every slice
+    lung[0, 10:13, 29:32] = True                          # a central 9-pixel airway on slice 0
+    lung[1, 10:13, 5:8] = False                           # (slice 1: a hole, no airway)
+    lung[2, 2:4, 23:37] = True                            # slice 2: a wide bar across the middle, 28 px
+    out = drop_airways(lung, pixel_mm=1.0)
+    assert not out[0, 10:13, 29:32].any() and out[0].sum() == lung[0].sum() - 9
+    assert np.array_equal(out[1], lung[1])
+    assert not out[2, 2:4, 23:37].any()
+    assert np.array_equal(drop_airways(lung, pixel_mm=10.0), lung)  # 10 mm pixels: 9 px are 9 cm², more than an airway
