@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 
 from ..errors import InputError
-from .input_checks import check_dicom_series, check_file, check_slice_image, validate_ct
+from .input_checks import check_dicom_geometry, check_dicom_series, check_file, check_slice_image, validate_ct
 from .grey_window import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
 from .view_gate import NOT_CT, radiograph_probability
 
@@ -73,13 +74,20 @@ def read_ct(path: str | os.PathLike, window: GreyWindow | None = None) -> Loaded
 
 def _read_dicom_folder(folder: Path) -> LoadedCT:
     """Pick the axial CT series with the most slices among all series below ``folder``."""
-    series: list[tuple[str, list[str], str]] = []
-    for root, _dirs, files in os.walk(folder, followlinks=True):
+    members: dict[str, list[str]] = {}
+    visited: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:  # a symbolic link back into the tree: each folder is read once
+            dirs[:] = []
+            continue
+        visited.add(real)
         if not files:
             continue
         for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(root) or ():
-            names = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(root, uid))
-            series.append((uid, names, _dicom_tag(names[0], "0008|0060").strip().upper()))
+            members.setdefault(uid, []).extend(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(root, uid))
+    # A series is one series wherever its files lie (check_dicom_series orders them by position).
+    series = [(uid, names, _dicom_tag(names[0], "0008|0060").strip().upper()) for uid, names in members.items()]
     if not series:
         raise InputError(f"{folder}: found no DICOM series; expected a folder of CT DICOM files")
     ct = [s for s in series if s[2] == "CT"]
@@ -118,6 +126,11 @@ def _read_volume_file(path: Path) -> LoadedCT:
             hint = " (a radiograph: pass --modality cxr)" if modality in RADIOGRAPH_MODALITIES else ""
             raise InputError(f"{path}: found DICOM of modality {modality}{hint}; expected CT")
         kind, files = "dicom", [str(path)]
+        try:
+            header = pydicom.dcmread(str(path), stop_before_pixels=True)
+        except Exception as exc:  # pydicom raises many kinds on damaged files
+            raise InputError(f"{path}: its DICOM header cannot be read ({type(exc).__name__}); expected a readable CT slice") from None
+        check_dicom_geometry([header], str(path))
     _check_scalar(image, path)
     if image.GetDimension() == 2:
         image = sitk.JoinSeries(image)

@@ -211,7 +211,8 @@ def check_dicom_series(names: list[str], source: str) -> tuple[list[str], list[s
             raise InputError(f"{source}: member {Path(name).name} of the series holds no pixel data; expected an image in every file")
         datasets.append(ds)
     _look_for_left_out_members(names, str(datasets[0].get("SeriesInstanceUID", "")), source)
-    if len(datasets) < 2 or any("ImagePositionPatient" not in ds for ds in datasets):
+    check_dicom_geometry(datasets, source)
+    if len(datasets) < 2:
         return names, []
     orientations = np.array([[float(v) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])] for ds in datasets])
     if np.abs(orientations - orientations[0]).max() > 1e-3:
@@ -240,6 +241,32 @@ def check_dicom_series(names: list[str], source: str) -> tuple[list[str], list[s
                              f"{Path(names[keep[j + 1]]).name} where the series has {expected:.2f} mm ({uneven.size} such "
                              "step(s): a missing slice or mixed spacing); expected equally spaced slices")
     return [names[i] for i in keep], warnings
+
+
+# A gantry tilt up to this (degrees) is read as if untilted (the slices' shear is under a voxel).
+MAX_TILT_DEG = 0.5
+
+
+def check_dicom_geometry(datasets: list, source: str) -> None:
+    """Refuse DICOM whose geometry the reader would fill in silently, so that volumes would be
+    wrong with exit status 0: no PixelSpacing (1 mm would be assumed), slices without
+    ImagePositionPatient (the slice spacing would be guessed), a gantry tilt (the slices would be
+    stacked unsheared), a CT stored as MONOCHROME1 (its grey levels inverted)."""
+    count = len(datasets)
+    for keyword, tag, why in (("PixelSpacing", "(0028,0030)", "the pixel size"), ("ImagePositionPatient", "(0020,0032)", "each slice's position")):
+        if keyword == "ImagePositionPatient" and count < 2:
+            continue
+        missing = sum(keyword not in ds for ds in datasets)
+        if missing:
+            raise InputError(f"{source}: found no {keyword} {tag} in {missing} of {count} slice(s); expected {why} in every "
+                             "slice (without it volumes cannot be measured)")
+    tilt = max((abs(float(ds.get("GantryDetectorTilt", 0) or 0)) for ds in datasets), default=0.0)
+    if tilt > MAX_TILT_DEG:
+        raise InputError(f"{source}: found a gantry tilt of {tilt:g}°; expected an untilted CT series (resample it to "
+                         "axial slices first, e.g. with dcm2niix, which corrects tilt)")
+    if any(str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1" for ds in datasets):
+        raise InputError(f"{source}: found a CT stored as MONOCHROME1 (inverted grey levels); expected MONOCHROME2, "
+                         "as CT in HU is stored")
 
 
 def _pixels(ds) -> str:

@@ -21,7 +21,8 @@ from PIL import Image
 
 from LungLesionQuantLib.outputs.atomic import LOCK_FILE, CaseStage
 from LungLesionQuantLib.cli import main
-from LungLesionQuantLib.errors import OutputError
+from LungLesionQuantLib.errors import InputError, OutputError
+from LungLesionQuantLib.input.imageio import read_ct
 from conftest import REPO, SAMPLE_CT, shared
 
 CASE = "ricord_000082_sample"
@@ -322,3 +323,41 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tmp_path):
     assert "not done" in done.stdout and "Traceback" not in done.stdout + done.stderr
     assert pd.read_csv(tmp_path / "out" / "measurements.csv")["case"].tolist() == ["a"]
     assert not (tmp_path / "out" / "b").exists()
+
+
+def _series_copy(tmp_path, name="series", count=12):
+    """``count`` consecutive slices of the RICORD series (JPEG-lossless as published), as pydicom datasets."""
+    files = sorted(shared("dicom/ricord_1a_000082").rglob("*.dcm"))
+    datasets = sorted((pydicom.dcmread(f) for f in files), key=lambda ds: float(ds.ImagePositionPatient[2]))[100:100 + count]
+    folder = tmp_path / name
+    folder.mkdir()
+    return folder, datasets
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda dss: dss[3].__delattr__("ImagePositionPatient"), "no ImagePositionPatient .* in 1 of 12"),
+    (lambda dss: [ds.__delattr__("PixelSpacing") for ds in dss], "no PixelSpacing .* in 12 of 12"),
+    (lambda dss: [setattr(ds, "GantryDetectorTilt", 25.0) for ds in dss], "gantry tilt of 25"),
+    (lambda dss: [setattr(ds, "PhotometricInterpretation", "MONOCHROME1") for ds in dss], "MONOCHROME1"),
+], ids=["no-position-in-one-slice", "no-pixel-spacing", "gantry-tilt", "monochrome1"])
+def test_dicom_geometry_the_reader_would_fill_in_silently_is_refused_by_name(tmp_path, damage, message):
+    """Issue 27: never a silent default for geometry (each once gave a wrong volume with exit 0)."""
+    folder, datasets = _series_copy(tmp_path)
+    damage(datasets)
+    for i, ds in enumerate(datasets):
+        ds.save_as(folder / f"{i:03d}.dcm")
+    with pytest.raises(InputError, match=message):
+        read_ct(folder)
+
+
+def test_a_series_split_over_subfolders_is_one_series_and_symlink_loops_end(tmp_path):
+    folder, datasets = _series_copy(tmp_path)
+    for i, ds in enumerate(datasets):
+        part = folder / ("a" if i % 2 else "b")
+        part.mkdir(exist_ok=True)
+        ds.save_as(part / f"{i:03d}.dcm")
+    (folder / "a" / "loop").symlink_to(folder, target_is_directory=True)
+    loaded = read_ct(folder)
+    assert loaded.image.GetSize()[2] == 12 and len(loaded.dicom_files) == 12
+    positions = [float(ds.ImagePositionPatient[2]) for ds in datasets]
+    assert loaded.image.GetSpacing()[2] == pytest.approx(abs(positions[1] - positions[0]), abs=1e-3)
