@@ -94,10 +94,14 @@ def _segment_on_dask(args: argparse.Namespace, options: CaseOptions) -> BatchRes
     if args.scheduler:
         try:
             client = Client(args.scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address at all
             raise LungLesionQuantError(f"could not reach the Dask scheduler {args.scheduler} ({exc}); expected a running scheduler's address") from None
         threads = args.threads
     else:
+        cores = os.cpu_count() or 1
+        if args.workers > cores:
+            raise InputError(f"--workers {args.workers} on a machine with {cores} cores; expected at most {cores} (each worker "
+                             "holds the models, about 0.5 GB, and runs its own inference threads)")
         client = local_client(args.workers)
         threads = args.threads or threads_per_worker(args.workers)
     spec = SegmenterSpec(args.modality, str(args.models), args.device, threads, args.tta)

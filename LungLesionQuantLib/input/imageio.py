@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from PIL import Image
 
 from ..errors import InputError
 from .input_checks import check_dicom_geometry, check_dicom_series, check_file, check_slice_image, validate_ct
@@ -142,14 +143,21 @@ def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
     estimated from the slice's own landmarks (:func:`.grey_window.estimate_grey_window`), else
     under the documented one (:data:`.grey_window.GREY8_WINDOW_HU`), with a warning."""
     check_slice_image(path)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
     try:
-        image = reader.Execute()
-    except RuntimeError as exc:
+        with Image.open(path) as opened:  # Pillow, as the training slices were read
+            image = opened.convert("RGBA") if opened.mode == "P" else opened.copy()
+    except (OSError, ValueError) as exc:
         raise InputError(f"{path}: could not be read as an image ({_first_line(exc)})") from None
-    grey = sitk.GetArrayFromImage(image)
-    if image.GetNumberOfComponentsPerPixel() > 1:
+    grey = np.asarray(image)
+    if "A" in image.getbands():  # grey + alpha, RGB + alpha: an alpha that hides nothing is dropped
+        alpha = grey[..., -1]
+        if alpha.min() != alpha.max():
+            raise InputError(f"{path}: found an image with transparency (an alpha channel that varies); expected an opaque "
+                             "greyscale lung-window CT slice")
+        grey = grey[..., :-1]
+    if grey.ndim == 3 and grey.shape[-1] == 1:
+        grey = grey[..., 0]
+    elif grey.ndim == 3:
         channels = grey[..., :3].astype(np.int16)
         if np.abs(channels - channels[..., :1]).max() > 2:
             raise InputError(f"{path}: found a colour image; expected a greyscale lung-window CT slice")

@@ -361,3 +361,29 @@ def test_a_series_split_over_subfolders_is_one_series_and_symlink_loops_end(tmp_
     assert loaded.image.GetSize()[2] == 12 and len(loaded.dicom_files) == 12
     positions = [float(ds.ImagePositionPatient[2]) for ds in datasets]
     assert loaded.image.GetSpacing()[2] == pytest.approx(abs(positions[1] - positions[0]), abs=1e-3)
+
+
+def test_an_alpha_channel_that_hides_nothing_is_dropped_and_one_that_does_is_refused(tmp_path):
+    """Issue 27: a grey+alpha PNG was refused as colour."""
+    grey = np.asarray(Image.open(shared("semiseg_train/images/1.jpg")).convert("L"))
+    plain = read_ct(_save(Image.fromarray(grey), tmp_path / "plain.png"))
+    for mode in ("LA", "RGBA"):
+        opaque = Image.fromarray(grey).convert(mode)
+        loaded = read_ct(_save(opaque, tmp_path / f"opaque_{mode}.png"))
+        assert np.array_equal(sitk.GetArrayFromImage(loaded.image), sitk.GetArrayFromImage(plain.image)), mode
+        seen_through = np.dstack([grey] * (3 if mode == "RGBA" else 1) + [np.where(np.arange(grey.shape[1]) < 50, 0, 255).astype(np.uint8)[None].repeat(grey.shape[0], 0)])
+        with pytest.raises(InputError, match="transparency"):
+            read_ct(_save(Image.fromarray(seen_through, mode), tmp_path / f"transparent_{mode}.png"))
+
+
+def _save(image, path):
+    image.save(path)
+    return path
+
+
+def test_more_workers_than_cores_and_a_malformed_scheduler_are_refused_up_front(tmp_path, capsys):
+    """Issue 27: --workers 64 on 2 cores ran for minutes into KilledWorker; a malformed address raised."""
+    code, out = run(capsys, "segment", str(SAMPLE_CT), "-o", str(tmp_path / "w"), "--workers", str((os.cpu_count() or 1) + 1))
+    assert code == 2 and "--workers" in out and "expected at most" in out and not (tmp_path / "w" / CASE).exists()
+    code, out = run(capsys, "segment", str(SAMPLE_CT), "-o", str(tmp_path / "s"), "--scheduler", "tcp://not a host::x")
+    assert code == 2 and "scheduler" in out and "Traceback" not in out
