@@ -47,6 +47,8 @@ def _segment(args: argparse.Namespace) -> int:
         print(f"skipped {case}: complete, same models and settings (--resume)")
     for f in failures:
         print(f"FAILED  {f.case}: {f.error}")
+    for reason in batch.left_out:
+        print(f"WARNING: {reason}")
     if batch.not_done:
         print(f"INTERRUPTED: {len(batch.not_done)} case(s) not done: {', '.join(batch.not_done)}")
     if results or batch.skipped or failures:
@@ -201,9 +203,11 @@ def _risk_fit(args: argparse.Namespace) -> int:
 
 
 def _risk_synthetic(args: argparse.Namespace) -> int:
+    from .studies.risk import check_seed
     from .studies.synthetic_cohort import synthetic_cohort, write_synthetic
 
     _output_folder(args.output)
+    check_seed(args.seed)
     cohort, segment = write_synthetic(synthetic_cohort(args.patients, args.seed), args.output)
     print(f"SYNTHETIC cohort, not patients: {args.patients} drawn from model C of Bartoli et al. 2022, Table 3 (seed {args.seed}) -> {cohort}; "
           f"their lesion extents as 'segment' writes them -> {segment / 'measurements.csv'}")

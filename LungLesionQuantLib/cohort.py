@@ -66,7 +66,7 @@ def segment_cohort(paths: list[Path], out_root: Path, spec: SegmenterSpec, optio
         client.cancel(list(pending))
         batch.not_done = [str(path) for _case, path in pending.values()]
     if batch.results or batch.skipped:
-        write_cohort_table(out_root)
+        batch.left_out = write_cohort_table(out_root)[1]
     return batch
 
 
@@ -103,7 +103,8 @@ def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> d
                  f"{len(batch.skipped)} complete already, {len(batch.failures)} failed", fontsize=10)
     save_png(fig, out_root / REPORT_PNG)
     report = {"cases_in_table": int(len(table)), "done": [r.case for r in batch.results], "skipped_complete": batch.skipped,
-              "failed": [asdict(f) for f in batch.failures], "not_done": batch.not_done, "settings": settings,
+              "failed": [asdict(f) for f in batch.failures], "not_done": batch.not_done,
+              "left_out_of_table": batch.left_out, "settings": settings,
               "python": sys.version.split()[0]}
     with atomic_path(out_root / REPORT_JSON) as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))

@@ -21,7 +21,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from . import __version__
-from .outputs.atomic import CaseStage, atomic_path
+from .outputs.atomic import CaseStage, atomic_path, clear_dead_run
 from .runtime import Progress
 from .segmentation.cascade import Cascade
 from .errors import InputError, LungLesionQuantError, OutputExistsError
@@ -201,15 +201,29 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
     return result
 
 
-def write_cohort_table(out_root: Path) -> Path:
+def write_cohort_table(out_root: Path) -> tuple[Path, list[str]]:
     """``OUT/measurements.csv``: one row for every case folder of OUT that has measurements (the
-    columns of every modality present: CT columns first, then radiograph columns)."""
-    frames = [pd.read_csv(p) for p in sorted(out_root.glob(f"*/{MEASUREMENTS_FILE}"))]
+    columns of every modality present: CT columns first, then radiograph columns), and why each
+    case table that could not be read (damaged, edited by hand) was left out: one case's file
+    never costs the others their table."""
+    frames, left_out = [], []
+    for path in sorted(out_root.glob(f"*/{MEASUREMENTS_FILE}")):
+        try:
+            frame = pd.read_csv(path)
+            if "case" not in frame.columns or len(frame) != 1:
+                raise ValueError(f"{len(frame)} rows, columns {list(frame.columns)[:4]}")
+            frame["case"].astype(str)
+            frame.drop(columns="case").apply(pd.to_numeric, errors="raise")
+        except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            left_out.append(f"{path} left out of the cohort table: it cannot be read as one case's measurements "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); rerun that case with --overwrite")
+            continue
+        frames.append(frame)
     present = set().union(*(f.columns for f in frames)) if frames else set()
     columns = [c for modality in (CT, CXR) for c in modality.columns() if c in present] or measurement_columns()
     rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
     rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns}} for r in rows]
-    return write_table(rows, out_root / MEASUREMENTS_FILE)
+    return write_table(rows, out_root / MEASUREMENTS_FILE), left_out
 
 
 @dataclass
@@ -221,6 +235,7 @@ class BatchResult:
     failures: list[CaseFailure] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # case tables the cohort table could not read
 
 
 @dataclass(frozen=True)
@@ -261,6 +276,7 @@ def run_case(case: str, path: Path, out_root: Path, cascade: Cascade, options: C
         overwrite = options.overwrite
         if options.resume:
             if is_complete(out_root / case, cascade.provenance(), options.window):
+                clear_dead_run(out_root / case)
                 return None
             overwrite = True  # an incomplete or outdated case is redone (edited files are still kept as backups)
         return segment_case(Path(path), out_root, cascade, overwrite, progress, options.report, options.dicom_seg, options.window)
@@ -296,7 +312,7 @@ def segment_batch(paths: list[Path], out_root: Path, cascade: Cascade, options: 
             batch.not_done = [str(p) for _c, p in planned[index:]]
             break
     if batch.results or batch.skipped:
-        write_cohort_table(out_root)
+        batch.left_out = write_cohort_table(out_root)[1]
     return batch
 
 

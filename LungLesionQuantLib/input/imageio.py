@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from ..errors import InputError
+from .enhanced_ct import frame_count, read_enhanced_ct
 from .input_checks import check_dicom_geometry, check_dicom_series, check_file, check_slice_image, validate_ct
 from .grey_window import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
 from .view_gate import NOT_CT, radiograph_probability
@@ -95,8 +96,14 @@ def _read_dicom_folder(folder: Path) -> LoadedCT:
     if not ct:
         found = ", ".join(sorted({s[2] or "unknown" for s in series}))
         raise InputError(f"{folder}: found DICOM of modality {found}; expected CT")
-    uid, names, _ = max(ct, key=lambda s: len(s[1]))
-    names, warnings = check_dicom_series(names, f"{folder}: DICOM series {uid}")
+    uid, names, _ = max(ct, key=lambda s: len(s[1]) * _frames(s[1][0]))
+    source = f"{folder}: DICOM series {uid}"
+    if _frames(names[0]) > 1:
+        if len(names) > 1:
+            raise InputError(f"{source}: found {len(names)} multi-frame files in one series; expected one Enhanced CT file or one file a slice")
+        image, note, warnings = read_enhanced_ct(names[0], source)
+        return LoadedCT(image, str(folder), "dicom", note, names, warnings)
+    names, warnings = check_dicom_series(names, source)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(names)
     display = sitk.ProcessObject.GetGlobalWarningDisplay()
@@ -115,27 +122,40 @@ def _read_dicom_folder(folder: Path) -> LoadedCT:
 
 def _read_volume_file(path: Path) -> LoadedCT:
     check_file(path)
+    if path.name.lower().endswith(DICOM_SUFFIXES):
+        return _read_dicom_file(path)
+    image = _read_image(path)
+    _check_scalar(image, path)
+    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(path), "volume", f"{image.GetSize()} voxels")
+
+
+def _read_dicom_file(path: Path) -> LoadedCT:
+    """One DICOM file: a CT slice, or a whole Enhanced CT (multi-frame)."""
+    modality = _dicom_tag(str(path), "0008|0060").strip().upper()
+    if modality and modality != "CT":
+        hint = " (a radiograph: pass --modality cxr)" if modality in RADIOGRAPH_MODALITIES else ""
+        raise InputError(f"{path}: found DICOM of modality {modality}{hint}; expected CT")
+    try:
+        header = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except Exception as exc:  # pydicom raises many kinds on damaged files
+        raise InputError(f"{path}: its DICOM header cannot be read ({type(exc).__name__}); expected a readable CT slice") from None
+    if frame_count(header) > 1:
+        enhanced, note, warnings = read_enhanced_ct(str(path), str(path))
+        return LoadedCT(enhanced, str(path), "dicom", note, [str(path)], warnings)
+    check_dicom_geometry([header], str(path))
+    image = _read_image(path)
+    _check_scalar(image, path)
+    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(path), "dicom", f"{image.GetSize()} voxels", [str(path)])
+
+
+def _read_image(path: Path) -> sitk.Image:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise InputError(f"{path}: could not be read as an image ({_first_line(exc)}); expected a CT volume") from None
-    kind = "volume"
-    files: list[str] = []
-    if path.name.lower().endswith(DICOM_SUFFIXES):
-        modality = _dicom_tag(str(path), "0008|0060").strip().upper()
-        if modality and modality != "CT":
-            hint = " (a radiograph: pass --modality cxr)" if modality in RADIOGRAPH_MODALITIES else ""
-            raise InputError(f"{path}: found DICOM of modality {modality}{hint}; expected CT")
-        kind, files = "dicom", [str(path)]
-        try:
-            header = pydicom.dcmread(str(path), stop_before_pixels=True)
-        except Exception as exc:  # pydicom raises many kinds on damaged files
-            raise InputError(f"{path}: its DICOM header cannot be read ({type(exc).__name__}); expected a readable CT slice") from None
-        check_dicom_geometry([header], str(path))
-    _check_scalar(image, path)
-    if image.GetDimension() == 2:
+    if image.GetDimension() == 2 and image.GetNumberOfComponentsPerPixel() == 1:
         image = sitk.JoinSeries(image)
-    return LoadedCT(sitk.Cast(image, sitk.sitkFloat32), str(path), kind, f"{image.GetSize()} voxels", files)
+    return image
 
 
 def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
@@ -200,6 +220,14 @@ def _dicom_tag(filename: str, tag: str) -> str:
     except RuntimeError:
         return ""
     return reader.GetMetaData(tag) if reader.HasMetaDataKey(tag) else ""
+
+
+def _frames(filename: str) -> int:
+    """Frames in a DICOM file: an Enhanced CT holds its whole stack in one file."""
+    try:
+        return max(1, int(_dicom_tag(filename, "0028|0008").strip() or 1))
+    except ValueError:
+        return 1
 
 
 def _first_line(exc: Exception) -> str:

@@ -23,6 +23,7 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -217,30 +218,50 @@ def check_dicom_series(names: list[str], source: str) -> tuple[list[str], list[s
     orientations = np.array([[float(v) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])] for ds in datasets])
     if np.abs(orientations - orientations[0]).max() > 1e-3:
         raise InputError(f"{source}: found slices of different orientations in one series; expected one orientation")
-    normal = np.cross(orientations[0, :3], orientations[0, 3:])
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets]) @ normal
-    order = np.argsort(positions, kind="stable")
-    keep = [order[0]]
+    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
+    labels = [Path(name).name for name in names]
+    keep, warnings = order_slices(orientations[0], positions, labels, lambda i, j: _pixels(datasets[i]) == _pixels(datasets[j]), source)
+    return [names[i] for i in keep], warnings
+
+
+def order_slices(orientation: np.ndarray, positions: np.ndarray, labels: list[str], same_pixels: Callable[[int, int], bool], source: str) -> tuple[list[int], list[str]]:
+    """The slices of one stack in order along its normal, checked; returns (indices to read,
+    warnings). The one rule for a classic series (a file a slice) and the frames of an Enhanced
+    CT: equally spaced (a gap or mixed spacing refused, never averaged), an exact duplicate
+    (``same_pixels(i, j)``) dropped with a warning, a different slice at an occupied position
+    refused, and slices that step sideways as they go (a gantry tilt, whatever the tags say)
+    refused, because stacking them unsheared would misplace every voxel."""
+    normal = np.cross(orientation[:3], orientation[3:])
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    keep = [int(order[0])]
     warnings = []
     for i in order[1:]:
-        if abs(positions[i] - positions[keep[-1]]) < 1e-3:
-            if _pixels(datasets[i]) != _pixels(datasets[keep[-1]]):
-                raise InputError(f"{source}: {Path(names[i]).name} and {Path(names[keep[-1]]).name} are different slices at "
-                                 f"the same position {positions[i]:.2f} mm; expected one slice per position")
-            warnings.append(f"{Path(names[i]).name} duplicates {Path(names[keep[-1]]).name} (same position, same pixels): left out")
+        if abs(along[i] - along[keep[-1]]) < 1e-3:
+            if not same_pixels(int(i), keep[-1]):
+                raise InputError(f"{source}: {labels[i]} and {labels[keep[-1]]} are different slices at "
+                                 f"the same position {along[i]:.2f} mm; expected one slice per position")
+            warnings.append(f"{labels[i]} duplicates {labels[keep[-1]]} (same position, same pixels): left out")
             continue
-        keep.append(i)
-    steps = np.diff(positions[keep])
-    if steps.size:
-        expected = float(np.median(steps))
-        tolerance = max(SLICE_GAP_MIN_MM, SLICE_GAP_TOLERANCE * expected)
-        uneven = np.flatnonzero(np.abs(steps - expected) > tolerance)
-        if uneven.size:
-            j = int(uneven[0])
-            raise InputError(f"{source}: found {steps[j]:.2f} mm between slices {Path(names[keep[j]]).name} and "
-                             f"{Path(names[keep[j + 1]]).name} where the series has {expected:.2f} mm ({uneven.size} such "
-                             "step(s): a missing slice or mixed spacing); expected equally spaced slices")
-    return [names[i] for i in keep], warnings
+        keep.append(int(i))
+    steps = np.diff(along[keep])
+    if not steps.size:
+        return keep, warnings
+    expected = float(np.median(steps))
+    tolerance = max(SLICE_GAP_MIN_MM, SLICE_GAP_TOLERANCE * expected)
+    uneven = np.flatnonzero(np.abs(steps - expected) > tolerance)
+    if uneven.size:
+        j = int(uneven[0])
+        raise InputError(f"{source}: found {steps[j]:.2f} mm between slices {labels[keep[j]]} and "
+                         f"{labels[keep[j + 1]]} where the series has {expected:.2f} mm ({uneven.size} such "
+                         "step(s): a missing slice or mixed spacing); expected equally spaced slices")
+    moves = np.diff(positions[keep], axis=0)
+    sideways = np.linalg.norm(moves - np.outer(moves @ normal, normal), axis=1)
+    shear = float(np.degrees(np.arctan2(sideways, np.abs(steps))).max())
+    if shear > MAX_TILT_DEG:
+        raise InputError(f"{source}: found slices that step {shear:.1f}° off their normal (a gantry tilt); expected an untilted "
+                         "CT series (resample it to axial slices first, e.g. with dcm2niix, which corrects tilt)")
+    return keep, warnings
 
 
 # A gantry tilt up to this (degrees) is read as if untilted (the slices' shear is under a voxel).
@@ -251,7 +272,8 @@ def check_dicom_geometry(datasets: list, source: str) -> None:
     """Refuse DICOM whose geometry the reader would fill in silently, so that volumes would be
     wrong with exit status 0: no PixelSpacing (1 mm would be assumed), slices without
     ImagePositionPatient (the slice spacing would be guessed), a gantry tilt (the slices would be
-    stacked unsheared), a CT stored as MONOCHROME1 (its grey levels inverted)."""
+    stacked unsheared), a CT stored as colour (a screenshot: grey levels, not HU) or as MONOCHROME1
+    (its grey levels inverted)."""
     count = len(datasets)
     for keyword, tag, why in (("PixelSpacing", "(0028,0030)", "the pixel size"), ("ImagePositionPatient", "(0020,0032)", "each slice's position")):
         if keyword == "ImagePositionPatient" and count < 2:
@@ -264,6 +286,11 @@ def check_dicom_geometry(datasets: list, source: str) -> None:
     if tilt > MAX_TILT_DEG:
         raise InputError(f"{source}: found a gantry tilt of {tilt:g}°; expected an untilted CT series (resample it to "
                          "axial slices first, e.g. with dcm2niix, which corrects tilt)")
+    colour = next((ds for ds in datasets if int(ds.get("SamplesPerPixel", 1) or 1) != 1), None)
+    if colour is not None:
+        raise InputError(f"{source}: found a CT stored as {colour.get('PhotometricInterpretation', 'colour')} with "
+                         f"{colour.SamplesPerPixel} samples per pixel (a screenshot or secondary capture, not HU); expected "
+                         "the original CT series (MONOCHROME2, one sample per pixel)")
     if any(str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1" for ds in datasets):
         raise InputError(f"{source}: found a CT stored as MONOCHROME1 (inverted grey levels); expected MONOCHROME2, "
                          "as CT in HU is stored")

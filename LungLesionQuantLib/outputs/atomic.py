@@ -109,6 +109,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_leftovers(out_dir: Path) -> None:
+    for leftover in out_dir.glob(".*"):
+        if leftover.name.startswith(STAGING_PREFIX) or "_partial" in leftover.name:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def clear_dead_run(out_dir: Path) -> None:
+    """What a run killed in ``out_dir`` left (its lock, staging folder, partial files), for a
+    case that is not written again (``--resume`` found it complete); a live run's are kept."""
+    lock = Path(out_dir) / LOCK_FILE
+    if lock.exists() and CaseStage._holder(lock) is not None:
+        return
+    _remove_leftovers(Path(out_dir))
+    lock.unlink(missing_ok=True)
+
+
 class CaseStage:
     """One case folder written as a whole: lock it, write into a staging folder, commit.
 
@@ -192,12 +211,7 @@ class CaseStage:
 
     def _clear_dead_runs(self) -> None:
         """Staging folders and hidden partial files of runs that are gone (we hold the lock)."""
-        for leftover in self.out_dir.glob(".*"):
-            if leftover.name.startswith(STAGING_PREFIX) or "_partial" in leftover.name:
-                if leftover.is_dir():
-                    shutil.rmtree(leftover, ignore_errors=True)
-                else:
-                    leftover.unlink(missing_ok=True)
+        _remove_leftovers(self.out_dir)
 
     def path(self, name: str) -> Path:
         """Where to write the file that will be ``out_dir/name``."""

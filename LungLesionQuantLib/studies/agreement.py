@@ -24,8 +24,10 @@ from statsmodels.graphics.agreement import mean_diff_plot
 
 from ..outputs.atomic import atomic_path
 from ..outputs.figures import new_figure, save_png
-from ..input.labelmaps import case_files, read_label_image
-from .overlap import EMPTY_RULE, LABEL_GROUPS, compare
+from ..errors import InputError, LungLesionQuantError
+from ..input.imageio import SEGMENTATION_SUFFIX
+from ..input.labelmaps import ambiguous_cases, case_files, read_label_image
+from .overlap import EMPTY_RULE, LABEL_GROUPS, common_grid, compare
 
 MEASURES = [f"{label}_{kind}" for kind in ("volume_cm3", "extent_pct") for label in ("GGO", "Cons", "lesion")]
 
@@ -46,20 +48,28 @@ def compare_folders(reference: Path, tests: list[Path]) -> CohortComparison:
 
 def compare_pairs(pairs: list[tuple[str, Path, Path]]) -> CohortComparison:
     """Compare each (set name, reference folder, test folder) pair case by case; list cases found
-    on one side only."""
+    on one side only. A case that cannot be compared (a damaged file, values other than labels,
+    another voxel grid, two files for it) is refused with its reason and the others go on."""
     rows, missing, failures, warnings = [], [], [], []
     for name, reference, folder in pairs:
         ref_cases, test_cases = case_files(reference), case_files(folder)
+        ambiguous = {**ambiguous_cases(folder), **ambiguous_cases(reference)}
         missing += [{"test_set": name, "case": c, "missing_from": "test"} for c in sorted(set(ref_cases) - set(test_cases))]
         missing += [{"test_set": name, "case": c, "missing_from": "reference"} for c in sorted(set(test_cases) - set(ref_cases))]
         for case in sorted(set(ref_cases) & set(test_cases)):
             try:
+                if case in ambiguous:
+                    raise InputError(f"{len(ambiguous[case])} files for the case ({', '.join(str(p) for p in ambiguous[case])}); "
+                                     "expected one per case and folder")
                 ref_image, w1 = read_label_image(ref_cases[case])
                 test_image, w2 = read_label_image(test_cases[case])
+                cropped = any(p.name.lower().endswith(SEGMENTATION_SUFFIX) for p in (ref_cases[case], test_cases[case]))
+                ref_image, test_image = common_grid(ref_image, test_image, str(test_cases[case]), cropped)
                 rows.append({"test_set": name, "case": case, **compare(ref_image, test_image, f"{name}/{case}")})
                 warnings += [f"{name}/{case}: {w}" for w in w1 + w2]
             except Exception as exc:  # noqa: BLE001 — one broken case must not stop the study; it is reported
-                failures.append(f"{name}/{case}: {exc}".splitlines()[0])
+                why = str(exc) if isinstance(exc, LungLesionQuantError) else f"unexpected {type(exc).__name__}: {exc}"
+                failures.append(f"{name}/{case}: {why}".splitlines()[0])
     return CohortComparison(pd.DataFrame(rows), pd.DataFrame(missing, columns=["test_set", "case", "missing_from"]), failures, warnings)
 
 

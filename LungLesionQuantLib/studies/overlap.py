@@ -37,6 +37,45 @@ def on_reference_grid(reference: sitk.Image, test: sitk.Image, name: str = "test
     return sitk.Resample(test, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
+def _grid(image: sitk.Image) -> str:
+    size = "x".join(str(n) for n in image.GetSize())
+    spacing = "x".join(f"{v:g}" for v in image.GetSpacing())
+    return f"{size} voxels of {spacing} mm at ({', '.join(f'{v:g}' for v in image.GetOrigin())})"
+
+
+def common_grid(reference: sitk.Image, test: sitk.Image, name: str = "test", cropped: bool = False) -> tuple[sitk.Image, sitk.Image]:
+    """The two label images on one voxel grid, or a one-line refusal saying how the grids differ:
+    resampling another grid would compare two different CTs (or a damaged export) with numbers
+    that look right. The test's voxels must fall on the reference's voxels (axes may be permuted
+    or flipped: the same voxels stored otherwise). Label maps must then cover the same voxels;
+    with ``cropped`` (a Slicer ``.seg.nrrd``, saved cropped to its segments) they may cover
+    less or more, and both are padded with background to the union."""
+    dim = reference.GetDimension()
+    if test.GetDimension() != dim:
+        raise InputError(f"{name}: a {test.GetDimension()}D label image against a {dim}D reference; expected the same CT")
+    to_ref_index = np.linalg.solve(np.reshape(reference.GetDirection(), (dim, dim)) @ np.diag(reference.GetSpacing()),
+                                   np.reshape(test.GetDirection(), (dim, dim)) @ np.diag(test.GetSpacing()))
+    steps = np.round(to_ref_index)
+    offset = np.array(reference.TransformPhysicalPointToContinuousIndex(test.GetOrigin()))
+    on_lattice = (np.abs(to_ref_index - steps).max() * max(test.GetSize()) < 0.1 and np.all(np.abs(steps).sum(axis=0) == 1)
+                  and np.all(np.abs(steps).sum(axis=1) == 1) and np.abs(offset - np.round(offset)).max() < 0.1)
+    found = f"{_grid(test)} against the reference's {_grid(reference)}"
+    if not np.allclose(test.GetDirection(), reference.GetDirection(), atol=1e-4):
+        found += f"; axes {np.round(test.GetDirection(), 3).tolist()} against {np.round(reference.GetDirection(), 3).tolist()}"
+    if not on_lattice:
+        raise InputError(f"{name}: on another voxel grid than the reference ({found}); expected segmentations of the same CT on its grid")
+    corners = np.round(offset)[:, None] + steps @ np.array([[0] * dim, [n - 1 for n in test.GetSize()]]).T
+    lo, hi, size = corners.min(axis=1).astype(int), corners.max(axis=1).astype(int), np.array(reference.GetSize())
+    if np.any(hi < 0) or np.any(lo > size - 1):
+        raise InputError(f"{name}: its voxels do not overlap the reference's ({found}); expected two segmentations of the same CT")
+    if not cropped and (np.any(lo != 0) or np.any(hi != size - 1)):
+        raise InputError(f"{name}: covers other voxels than the reference ({found}); expected label maps of the same CT on its whole grid")
+    below, above = np.maximum(-lo, 0), np.maximum(hi - (size - 1), 0)
+    if below.any() or above.any():
+        reference = sitk.ConstantPad(reference, below.tolist(), above.tolist(), 0)
+    return reference, sitk.Resample(test, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
 def surface_distances(reference: np.ndarray, test: np.ndarray, spacing_zyx: tuple[float, ...]) -> tuple[float, float]:
     """(95th-percentile Hausdorff, mean symmetric surface distance) in mm of two non-empty masks.
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,12 @@ AGE_BANDS = (("18-44", -math.inf, 44.0), ("45-64", 44.0, 64.0), (">64", 64.0, ma
 MIN_EVENTS_PER_PARAMETER = 10
 # Fewer patients with (or without) the outcome leave a 70/30 split without both on each side.
 MIN_PER_OUTCOME = 5
+# A coefficient beyond this on the logit scale (an odds ratio over 3 million) means separation, not an effect:
+# 'risk fit' refuses such a fit, and a model file holding one is refused too.
+MAX_LOGIT = 15.0
+# Seeds numpy's and scikit-learn's generators accept.
+SEED_RANGE = (0, 2**32 - 1)
+CODING_KINDS = ("binary", "continuous", "categorical", "age_bands")
 
 
 @dataclass
@@ -62,6 +69,26 @@ class Coding:
     levels: list[str] = field(default_factory=list)  # reference level first
     mean: float = 0.0
     sd: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Refuse a coding that could only give wrong numbers: codings come from a fit or from a
+        model file a person may have edited, and both pass here."""
+        if not isinstance(self.name, str) or not self.name:
+            raise InputError(f"a coding's name is {self.name!r}; expected a column name")
+        what = f"coding of '{self.name}'"
+        if self.kind not in CODING_KINDS:
+            raise InputError(f"{what}: kind {self.kind!r}; expected one of {list(CODING_KINDS)}")
+        if not isinstance(self.levels, list) or not all(isinstance(lv, str) for lv in self.levels) or len(set(self.levels)) != len(self.levels):
+            raise InputError(f"{what}: levels {self.levels!r}; expected a list of different texts")
+        if self.kind == "categorical" and len(self.levels) < 2:
+            raise InputError(f"{what}: levels {self.levels}; expected the reference level and at least one other")
+        if self.kind == "age_bands" and self.levels != [b[0] for b in AGE_BANDS]:
+            raise InputError(f"{what}: levels {self.levels}; expected the age bands {[b[0] for b in AGE_BANDS]}")
+        for key in ("mean", "sd"):
+            if not _is_real(getattr(self, key)) or not math.isfinite(getattr(self, key)):
+                raise InputError(f"{what}: {key} {getattr(self, key)!r}; expected a finite number")
+        if self.kind == "continuous" and self.sd <= 0:
+            raise InputError(f"{what}: standard deviation {self.sd!r}; expected a positive number")
 
     def columns(self) -> list[str]:
         if self.kind in ("categorical", "age_bands"):
@@ -88,6 +115,20 @@ def age_band(values: pd.Series) -> pd.Series:
     return out
 
 
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_seed(seed: object) -> None:
+    """A seed the random generators accept: refused here in one line rather than deep in scikit-learn."""
+    if not _is_whole(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise InputError(f"seed {seed!r}: expected a whole number from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
+
+
 def _is_binary(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and set(values.dropna().astype(float).unique()) <= {0.0, 1.0} or values.dtype == bool
 
@@ -104,7 +145,10 @@ def fit_coding(name: str, values: pd.Series, standardize_all: bool = False) -> C
         return Coding(name, "binary")
     if pd.api.types.is_numeric_dtype(values):
         return Coding(name, "continuous", mean=float(values.mean()), sd=float(values.std(ddof=1)))
-    counts = values.astype(str).value_counts(sort=False)
+    counts = values.dropna().astype(str).value_counts(sort=False)
+    if len(counts) > len(values.dropna()) / 2:
+        raise InputError(f"column '{name}': {len(counts)} different texts in {len(values.dropna())} rows (e.g. {counts.index[:3].tolist()}); "
+                         "expected numbers, or categories each shared by several patients")
     reference = counts.idxmax()
     return Coding(name, "categorical", levels=[reference] + sorted(lv for lv in counts.index if lv != reference))
 
@@ -150,47 +194,128 @@ def _read_csv(path: Path, dtype: dict | None = None, **kwargs) -> pd.DataFrame:
 # Plausible values: a patient's age in years; a lesion extent in % of the lung.
 AGE_RANGE = (0.0, 120.0)
 EXTENT_RANGE = (0.0, 100.0)
+# A number, bare or followed by text without digits ('51', '51 years', '51y', '1,5', '12 %'): a column mostly
+# of these is a column of numbers, whatever a few entries say.
+NUMBER_WITH_TEXT = re.compile(r"^\s*[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)\D*$")
+# load_cohort numbers a cohort's rows as a spreadsheet does (the header is row 1), so that messages can name them.
+ROW = "row"
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if _is_real(value) else repr(str(value))
+
+
+def _rows(index: pd.Index) -> str:
+    """'row 7' or 'rows 3, 7, 9, 12, 15 ... (40 rows)' of a cohort's row numbers."""
+    rows = [str(r) for r in index[:5]]
+    return f"row {rows[0]}" if len(index) == 1 else f"rows {', '.join(rows)}" + (f" ... ({len(index)} rows)" if len(index) > 5 else "")
+
+
+def _listing(bad: pd.Series) -> str:
+    """The offending values of a column, each with the rows holding it when the rows are known."""
+    shown = []
+    for value in pd.unique(bad)[:3]:
+        rows = bad.index[(bad == value).to_numpy()]
+        shown.append(_show(value) + (f" in {_rows(rows)}" if bad.index.name == ROW else ""))
+    more = bad.nunique() - len(shown)
+    return "; ".join(shown) + (f"; and {more} other value(s)" if more > 0 else "")
 
 
 def check_values(name: str, values: pd.Series, where: str) -> pd.Series:
-    """A covariate column with its values checked: a column that is numbers but for a few
-    entries (e.g. '51y') is refused naming them; ages outside 0-120, extents outside 0-100 %
-    and infinite numbers are refused; returns the column, numeric where it is numbers."""
+    """A covariate column with its values checked, so that a typo is named instead of ending in a
+    fit that does not converge or a wrong coding: a column mostly of numbers (bare or with a unit:
+    '51 years', '1,5') is refused naming each entry that is not a bare number and its rows; ages
+    outside 0-120, extents outside 0-100 % and infinite numbers are refused. Rows are named when
+    the index is :data:`ROW` (as :func:`load_cohort` numbers them). Returns the column, numeric
+    where it is numbers."""
     present = values.dropna()
     if present.empty:
         return values
     numeric = pd.to_numeric(present, errors="coerce")
-    if not pd.api.types.is_numeric_dtype(present) and numeric.notna().mean() >= 0.5:
-        bad = present[numeric.isna()]
-        if not bad.empty:
-            raise InputError(f"{where}: column '{name}' holds numbers but also {bad.astype(str).unique()[:5].tolist()}; expected a number in every row")
-        values = pd.to_numeric(values, errors="coerce")
-        numeric = values.dropna()
+    if not pd.api.types.is_numeric_dtype(present):
+        like_numbers = numeric.notna() | present.astype(str).str.match(NUMBER_WITH_TEXT)
+        if like_numbers.mean() >= 0.5:
+            bad = present[numeric.isna()]
+            if not bad.empty:
+                raise InputError(f"{where}: column '{name}': {_listing(bad)} {'is' if bad.nunique() == 1 else 'are'} not a number; "
+                                 "expected a number without units in every row")
+            values = pd.to_numeric(values, errors="coerce")
+            numeric = values.dropna()
     if pd.api.types.is_numeric_dtype(numeric) and numeric.notna().all():
         limits = AGE_RANGE if name.strip().lower() == "age" else EXTENT_RANGE if name == EXTENT else (-np.inf, np.inf)
         bad = numeric[~np.isfinite(numeric) | (numeric < limits[0]) | (numeric > limits[1])]
         if not bad.empty:
-            raise InputError(f"{where}: column '{name}' holds {bad.unique()[:5].tolist()}; expected finite values"
+            raise InputError(f"{where}: column '{name}' holds {_listing(bad)}; expected finite values"
                              + (f" within {limits[0]:g}-{limits[1]:g}" if np.isfinite(limits[1]) else ""))
     return values
 
 
+def check_roles(id_column: str, outcome: str, covariates: list[str], score: str | None = None, extent: bool = False) -> None:
+    """Refuse a column given two roles, or one covariate named twice: its values would enter the
+    model twice, the outcome would predict itself, or the ids would become a covariate."""
+    roles: dict[str, list[str]] = {}
+    for role, column in ([("the id", id_column), ("the outcome", outcome)] + [("a covariate", c) for c in covariates]
+                         + ([("the score", score)] if score else []) + ([("the extent from --extent-from", EXTENT)] if extent else [])):
+        roles.setdefault(column, []).append(role)
+    clashes = []
+    for column, given in roles.items():
+        if len(given) > 1:
+            named = [f"{role} {given.count(role)} times" if given.count(role) > 1 else role for role in dict.fromkeys(given)]
+            clashes.append(f"column '{column}' is given as {' and as '.join(named)}")
+    if clashes:
+        raise InputError("; ".join(clashes) + "; expected each column once, in one role (id, outcome, covariate, score)")
+
+
+def _repeated_in_header(cohort_csv: Path, wanted: list[str]) -> None:
+    """Refuse a wanted column whose name heads two columns: pandas would silently read the first
+    and rename the other, so which values are used would be a guess."""
+    header = _read_csv(cohort_csv, dtype=str, header=None, nrows=1).iloc[0].tolist()
+    repeated = {c: [i + 1 for i, h in enumerate(header) if h == c] for c in dict.fromkeys(wanted) if header.count(c) > 1}
+    if repeated:
+        raise InputError(f"{cohort_csv}: " + "; ".join(f"column '{c}' appears {len(at)} times in the header (columns {at})" for c, at in repeated.items())
+                         + "; expected each column name once")
+
+
+def _outcome_values(outcome: str, values: pd.Series) -> pd.Series:
+    """The outcome as 0/1 numbers, or a one-line refusal naming what else it holds and where."""
+    present = values.dropna()
+    numeric = pd.to_numeric(present, errors="coerce")
+    bad = present[~numeric.isin([0, 1])]
+    if not bad.empty:
+        raise InputError(f"outcome '{outcome}': found {_listing(bad)}; expected binary 0/1 with both present")
+    if numeric.nunique() < 2:
+        raise InputError(f"outcome '{outcome}': found only {sorted(numeric.unique().tolist()) or 'empty values'} in {len(values)} rows; "
+                         "expected binary 0/1 with both present")
+    return numeric.reindex(values.index)
+
+
 def load_cohort(cohort_csv: Path, id_column: str, outcome: str, covariates: list[str],
                 extent_from: Path | None = None, score: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """The analysis table: id, outcome, covariates, and the score / extent when given."""
+    """The analysis table: id, outcome, covariates, and the score / extent when given. Every
+    misuse of the table (a column in two roles or twice in the header, rows without an id,
+    duplicated ids, text in a number column, an outcome other than 0/1) is refused naming it."""
+    check_roles(id_column, outcome, list(covariates), score, extent_from is not None)
     table = _read_csv(cohort_csv, {id_column: str}, na_values=["NULL", "NA", ""])
     wanted = [id_column, outcome] + list(covariates) + ([score] if score else [])
     absent = [c for c in wanted if c not in table.columns]
     if absent:
         raise InputError(f"{cohort_csv}: no column(s) {absent}; available: {list(table.columns)}")
-    duplicated = table.loc[table[id_column].duplicated(keep=False), id_column].dropna().unique().tolist()
+    _repeated_in_header(cohort_csv, wanted)
+    if table.empty:
+        raise InputError(f"{cohort_csv}: a header but no rows; expected a row per patient")
+    table.index = pd.RangeIndex(2, len(table) + 2, name=ROW)
+    empty = [c for c in wanted if table[c].isna().all()]
+    if empty:
+        raise InputError(f"{cohort_csv}: column(s) {empty} hold no value in any of the {len(table)} rows; expected values")
+    no_id = table.index[table[id_column].isna()]
+    if len(no_id):
+        raise InputError(f"{cohort_csv}: column '{id_column}' (the ids) is empty in {_rows(no_id)}; expected an id in every row")
+    duplicated = table.loc[table[id_column].duplicated(keep=False), id_column].unique().tolist()
     if duplicated:
         raise InputError(f"{cohort_csv}: id(s) {duplicated[:10]} of '{id_column}' appear more than once; expected one row per patient")
     for column in list(covariates) + ([score] if score else []):
         table[column] = check_values(column, table[column], str(cohort_csv))
-    values = set(table[outcome].dropna().unique().tolist())
-    if not values <= {0, 1} or len(values) < 2:
-        raise InputError(f"outcome '{outcome}': found values {sorted(map(str, values))[:8]}; expected binary 0/1 with both present")
+    table[outcome] = _outcome_values(outcome, table[outcome])
     notes = []
     frame = table[wanted].copy()
     frame[id_column] = frame[id_column].astype(str)
@@ -233,6 +358,61 @@ class FittedModel:
     seed: int
     synthetic: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse a model that could only give wrong numbers, one line naming what is wrong: a
+        model comes from a fit or from a model.json a person may have edited or damaged, and both
+        pass here. The terms must be the codings' terms, each with a finite coefficient within
+        :data:`MAX_LOGIT`; the covariance a finite, symmetric, positive semidefinite matrix of one
+        row and column per term."""
+        for key in ("name", "outcome"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise InputError(f"{key} {getattr(self, key)!r}; expected a text")
+        if not isinstance(self.codings, list) or not all(isinstance(c, Coding) for c in self.codings) or not self.codings:
+            raise InputError(f"codings {self.codings!r}; expected a list of the covariates' codings")
+        names = [c.name for c in self.codings]
+        if len(set(names)) != len(names):
+            raise InputError(f"codings of {sorted({n for n in names if names.count(n) > 1})} given twice; expected one coding per covariate")
+        terms = ["const"] + [column for c in self.codings for column in c.columns()]
+        if not isinstance(self.columns, list) or not all(isinstance(c, str) for c in self.columns):
+            raise InputError(f"columns {self.columns!r}; expected a list of term names")
+        mismatch = {"unknown": [c for c in self.columns if c not in terms], "lacking": [t for t in terms if t not in self.columns],
+                    "repeated": sorted({c for c in self.columns if self.columns.count(c) > 1})}
+        if any(mismatch.values()):
+            raise InputError(f"terms do not match the codings ({', '.join(f'{k} {v}' for k, v in mismatch.items() if v)}); expected {terms}")
+        k = len(terms)
+        if not isinstance(self.coefficients, list) or len(self.coefficients) != k:
+            found = len(self.coefficients) if isinstance(self.coefficients, list) else repr(self.coefficients)
+            raise InputError(f"{found} coefficients; expected {k}, one per term {self.columns}")
+        for term, b in zip(self.columns, self.coefficients):
+            if not _is_real(b) or not math.isfinite(b) or abs(b) > MAX_LOGIT:
+                raise InputError(f"coefficient of '{term}' is {b!r}; expected a finite number within ±{MAX_LOGIT:g} (a larger one means separation)")
+        rows = self.covariance
+        if not isinstance(rows, list) or len(rows) != k or not all(isinstance(r, list) and len(r) == k for r in rows):
+            found = f"{len(rows)} rows of lengths {[len(r) if isinstance(r, list) else r for r in rows][:8]}" if isinstance(rows, list) else repr(rows)[:40]
+            raise InputError(f"covariance of {found}; expected {k} x {k}, a row and a column per term")
+        if not all(_is_real(v) for r in rows for v in r):
+            raise InputError(f"covariance holds {next(v for r in rows for v in r if not _is_real(v))!r}; expected numbers")
+        matrix = np.array(rows, dtype=float)
+        if not np.isfinite(matrix).all():
+            i, j = np.argwhere(~np.isfinite(matrix))[0]
+            raise InputError(f"covariance [{i}][{j}] ({self.columns[i]}, {self.columns[j]}) is {matrix[i, j]}; expected finite numbers")
+        tolerance = 1e-8 * max(float(np.abs(matrix).max()), 1e-300)
+        asymmetry = np.abs(matrix - matrix.T)
+        if asymmetry.max() > tolerance:
+            i, j = np.unravel_index(int(np.argmax(asymmetry)), matrix.shape)
+            raise InputError(f"covariance is not symmetric: [{i}][{j}] = {matrix[i, j]:g} but [{j}][{i}] = {matrix[j, i]:g}; expected a covariance matrix")
+        smallest = float(np.linalg.eigvalsh(matrix).min())
+        if smallest < -tolerance:
+            raise InputError(f"covariance is not positive semidefinite (an eigenvalue of {smallest:.3g}: negative variances); expected a covariance matrix")
+        for key in ("n_train", "events_train"):
+            if not _is_whole(getattr(self, key)) or getattr(self, key) < 0:
+                raise InputError(f"{key} {getattr(self, key)!r}; expected a whole number of patients")
+        if self.events_train > self.n_train:
+            raise InputError(f"events_train {self.events_train} above n_train {self.n_train}; expected at most all patients")
+        check_seed(self.seed)
+        if not isinstance(self.synthetic, bool):
+            raise InputError(f"synthetic {self.synthetic!r}; expected true or false")
+
     def linear_predictor(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         x = design(frame, self.codings)[self.columns].to_numpy(float)
         beta, cov = np.asarray(self.coefficients), np.asarray(self.covariance)
@@ -253,20 +433,66 @@ class FittedModel:
 
     @classmethod
     def from_json(cls, text: str) -> FittedModel:
-        data = json.loads(text)
-        data["codings"] = [Coding(**c) for c in data["codings"]]
-        return cls(**data)
+        """The model of :meth:`to_json`'s text; an InputError names what is not (invalid JSON, a
+        missing or unknown key; the numbers are checked on construction)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        _check_keys(data, cls, "the model")
+        if not isinstance(data["codings"], list):
+            raise InputError(f"codings {data['codings']!r}; expected a list of the covariates' codings")
+        for coding in data["codings"]:
+            _check_keys(coding, Coding, "a coding")
+        return cls(**{**data, "codings": [Coding(**c) for c in data["codings"]]})
 
     @classmethod
     def load(cls, path: Path) -> FittedModel:
         """A model file written by ``risk fit``, or a one-line error saying what is wrong with it."""
         try:
-            return cls.from_json(Path(path).read_text())
+            text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InputError(f"{path}: no such file; expected a model.json written by 'lunglesionquant risk fit'") from None
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise InputError(f"{path}: not a model written by 'lunglesionquant risk fit' ({type(exc).__name__}); "
-                             "expected its model.json") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                             "expected a model.json written by 'lunglesionquant risk fit'") from None
+        try:
+            return cls.from_json(text)
+        except InputError as exc:
+            raise InputError(f"{path}: not a model written by 'lunglesionquant risk fit': {exc}") from None
+
+
+def _check_keys(data: object, kind: type, what: str) -> None:
+    """Refuse a JSON value that is not an object with the dataclass ``kind``'s keys: those without
+    a default present, none unknown (a misspelt key would otherwise be ignored or crash)."""
+    if not isinstance(data, dict):
+        raise InputError(f"{what} is {json.dumps(data)[:40]}; expected a JSON object")
+    known = [f.name for f in fields(kind)]
+    required = [f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING]
+    lacking, unknown = [k for k in required if k not in data], [k for k in data if k not in known]
+    if lacking or unknown:
+        raise InputError(f"{what} {'lacks ' + str(lacking) if lacking else ''}{' and ' if lacking and unknown else ''}"
+                         f"{'has unknown ' + str(unknown) if unknown else ''}; expected the keys {known}")
+
+
+def _separating_terms(y: pd.Series, x: pd.DataFrame) -> str:
+    """The design columns that (nearly) separate the outcome, to name in a failed fit: a 0/1
+    column whose 1s (or 0s) all have one outcome, or a numeric one whose two outcome groups do
+    not overlap. '' when none does on its own."""
+    outcome = np.asarray(y, dtype=int)
+    if np.unique(outcome).size < 2:
+        return ""
+    found = []
+    for column in x.columns.drop("const", errors="ignore"):
+        v = x[column].to_numpy(float)
+        if np.isin(v, (0.0, 1.0)).all():
+            separates = any(np.unique(outcome[v == level]).size == 1 for level in (0.0, 1.0) if (v == level).any())
+        else:
+            cases, controls = v[outcome == 1], v[outcome == 0]
+            separates = cases.max() < controls.min() or controls.max() < cases.min()
+        if separates:
+            found.append(column)
+    return ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
 
 
 def _fit_logit(y: pd.Series, x: pd.DataFrame, label: str):
@@ -277,11 +503,13 @@ def _fit_logit(y: pd.Series, x: pd.DataFrame, label: str):
         try:
             result = sm.Logit(y, x).fit(disp=0, maxiter=200)
         except (PerfectSeparationWarning, np.linalg.LinAlgError) as exc:
-            raise InputError(f"model {label}: perfect separation or collinearity ({type(exc).__name__}): some covariate "
+            raise InputError(f"model {label}: perfect separation or collinearity ({type(exc).__name__}): {_separating_terms(y, x) or 'some covariate'} "
                              f"predicts the outcome exactly in the training split; expected overlapping groups — drop or merge it") from None
         except ConvergenceWarning:
-            raise InputError(f"model {label}: the fit did not converge (quasi-separation?); expected a cohort where every covariate level has both outcomes") from None
-    if not np.all(np.isfinite(result.bse)) or np.any(np.abs(result.params) > 15):
+            terms = _separating_terms(y, x)
+            raise InputError(f"model {label}: the fit did not converge ({terms + ': patients of one outcome only' if terms else 'quasi-separation?'}); "
+                             "expected a cohort where every covariate level has both outcomes") from None
+    if not np.all(np.isfinite(result.bse)) or np.any(np.abs(result.params) > MAX_LOGIT):
         raise InputError(f"model {label}: perfect separation (coefficients diverge: {result.params.abs().idxmax()}); drop or merge that covariate")
     return result
 
@@ -371,6 +599,7 @@ def fit_study(frame: pd.DataFrame, id_column: str, outcome: str, covariates: lis
               selection: StepwiseRule | None = None, bootstraps: int = BOOTSTRAPS) -> RiskStudy:
     """Fit models A (and B, C when a score / the extent is present) and evaluate them: on the
     validation split, and by ``bootstraps`` samples of Harrell's internal validation (0: none)."""
+    check_seed(seed)
     y = frame[outcome].to_numpy(int)
     if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_OUTCOME:
         raise InputError(f"outcome '{outcome}': found {int(y.sum())} patients with it and {int(len(y) - y.sum())} without; "

@@ -273,6 +273,26 @@ def test_one_run_per_case_folder_and_dead_runs_cleared(tmp_path, capsys):
     assert sorted(p.name for p in case.iterdir() if p.name.startswith(".")) == []
 
 
+def test_resume_clears_what_a_killed_run_left_and_a_damaged_case_table_costs_no_other_case(tmp_path, capsys):
+    """Issue 27: after kill -9 during --overwrite, --resume left .staging-<pid> and a stale lock; another
+    case's damaged measurements.csv ended the run in "unexpected UnicodeDecodeError" with this case untabled."""
+    out = tmp_path / "out"
+    assert run(capsys, "segment", SAMPLE_CT, "-o", out, "--device", "cpu")[0] == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (out / CASE / LOCK_FILE).write_text(f"{dead} {os.uname().nodename}\n")
+    (out / CASE / f".staging-{dead}").mkdir()
+    (out / CASE / f".staging-{dead}" / "labels.nii.gz").write_bytes(b"half")
+    shutil.copytree(out / CASE, out / "other")
+    (out / "other" / "measurements.csv").write_bytes(b"\xff\xfe\x00garbage\x81")
+    status, printed = run(capsys, "segment", SAMPLE_CT, "-o", out, "--device", "cpu", "--resume")
+    assert status == 0 and f"skipped {CASE}" in printed
+    assert [p.name for p in (out / CASE).iterdir() if p.name.startswith(".")] == []
+    assert "other/measurements.csv left out of the cohort table" in printed and "Traceback" not in printed
+    table = pd.read_csv(out / "measurements.csv")
+    assert table["case"].tolist() == [CASE]
+    assert json.loads((out / "cohort_report.json").read_text())["left_out_of_table"]
+
+
 def test_corrupt_provenance_keeps_earlier_files_as_backups(tmp_path, capsys):
     out = tmp_path / "out"
     assert run(capsys, "segment", SAMPLE_CT, "-o", out, "--device", "cpu")[0] == 0
@@ -334,12 +354,27 @@ def _series_copy(tmp_path, name="series", count=12):
     return folder, datasets
 
 
+def _as_screenshot(datasets: list) -> None:
+    """A secondary-capture screenshot labelled CT: the slices' grey levels as RGB."""
+    for ds in datasets:
+        hu = sitk.GetArrayFromImage(sitk.ReadImage(ds.filename))[0].astype(np.float32)  # JPEG lossless: decoded by GDCM
+        grey = np.clip((hu + 1000) / 1500 * 255, 0, 255).astype(np.uint8)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        ds.PixelData = np.repeat(grey[..., None], 3, axis=-1).tobytes()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda dss: dss[3].__delattr__("ImagePositionPatient"), "no ImagePositionPatient .* in 1 of 12"),
     (lambda dss: [ds.__delattr__("PixelSpacing") for ds in dss], "no PixelSpacing .* in 12 of 12"),
     (lambda dss: [setattr(ds, "GantryDetectorTilt", 25.0) for ds in dss], "gantry tilt of 25"),
     (lambda dss: [setattr(ds, "PhotometricInterpretation", "MONOCHROME1") for ds in dss], "MONOCHROME1"),
-], ids=["no-position-in-one-slice", "no-pixel-spacing", "gantry-tilt", "monochrome1"])
+    (lambda dss: [setattr(ds, "ImagePositionPatient", [float(ds.ImagePositionPatient[0]) + 0.4 * i, *ds.ImagePositionPatient[1:]])
+                  for i, ds in enumerate(dss)], "step 17.7° off their normal"),
+    (_as_screenshot, "stored as RGB with 3 samples per pixel"),
+], ids=["no-position-in-one-slice", "no-pixel-spacing", "gantry-tilt", "monochrome1", "sheared-without-tilt-tag", "rgb-secondary-capture"])
 def test_dicom_geometry_the_reader_would_fill_in_silently_is_refused_by_name(tmp_path, damage, message):
     """Issue 27: never a silent default for geometry (each once gave a wrong volume with exit 0)."""
     folder, datasets = _series_copy(tmp_path)
@@ -348,6 +383,55 @@ def test_dicom_geometry_the_reader_would_fill_in_silently_is_refused_by_name(tmp
         ds.save_as(folder / f"{i:03d}.dcm")
     with pytest.raises(InputError, match=message):
         read_ct(folder)
+
+
+def _enhanced(datasets: list, path: Path, damage=None) -> Path:
+    """The slices as one Enhanced (multi-frame) CT file, its geometry in functional groups."""
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    enhanced = LegacyConvertedEnhancedCTImage(datasets, series_instance_uid=pydicom.uid.generate_uid(), series_number=99,
+                                              sop_instance_uid=pydicom.uid.generate_uid(), instance_number=1)
+    if damage:
+        damage(enhanced)
+    enhanced.save_as(path)
+    return path
+
+
+def test_an_enhanced_multi_frame_ct_reads_as_its_classic_series(tmp_path):
+    """Issue 27: an Enhanced CT raised; its voxels and geometry must be those of the classic series."""
+    folder, datasets = _series_copy(tmp_path)
+    for i, ds in enumerate(datasets):
+        ds.save_as(folder / f"{i:03d}.dcm")
+    classic = read_ct(folder)
+    shuffled = [datasets[i] for i in (5, 0, 11, 3, 1, 2, 4, 6, 7, 10, 9, 8)]  # frames in any order are placed by position
+    (tmp_path / "enhanced").mkdir()
+    for path in (_enhanced(shuffled, tmp_path / "enhanced.dcm"), _enhanced(datasets, tmp_path / "enhanced" / "ct.dcm").parent):
+        loaded = read_ct(path)
+        assert loaded.note.startswith("Enhanced CT, 12 frames")
+        for get in ("GetSize", "GetSpacing", "GetOrigin", "GetDirection"):
+            assert np.allclose(getattr(loaded.image, get)(), getattr(classic.image, get)(), atol=1e-4), get
+        assert np.array_equal(sitk.GetArrayFromImage(loaded.image), sitk.GetArrayFromImage(classic.image))
+
+
+def _drop_position(enhanced) -> None:
+    del enhanced.PerFrameFunctionalGroupsSequence[4].PlanePositionSequence
+
+
+def _shear(enhanced) -> None:
+    for i, frame in enumerate(enhanced.PerFrameFunctionalGroupsSequence):
+        position = frame.PlanePositionSequence[0].ImagePositionPatient
+        frame.PlanePositionSequence[0].ImagePositionPatient = [float(position[0]), float(position[1]) + 0.5 * i, float(position[2])]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_drop_position, "no ImagePositionPatient in the PlanePositionSequence of 1 of 12 frame"),
+    (_shear, "off their normal"),
+    (lambda e: e.SharedFunctionalGroupsSequence[0].__delattr__("PixelMeasuresSequence"), "no PixelSpacing in the PixelMeasuresSequence"),
+], ids=["frame-without-position", "sheared-frames", "no-pixel-measures"])
+def test_an_enhanced_ct_with_missing_or_sheared_geometry_is_refused(tmp_path, damage, message):
+    _, datasets = _series_copy(tmp_path)
+    with pytest.raises(InputError, match=message):
+        read_ct(_enhanced(datasets, tmp_path / "enhanced.dcm", damage))
 
 
 def test_a_series_split_over_subfolders_is_one_series_and_symlink_loops_end(tmp_path):
