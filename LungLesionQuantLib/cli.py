@@ -220,13 +220,17 @@ def _risk_predict(args: argparse.Namespace) -> int:
     model = FittedModel.load(args.model)
     values = parse_patient(args.patient)
     if args.measurements is not None:
-        extents = read_extents(args.measurements)
+        extents, quality = read_extents(args.measurements)
         if args.case is None and len(extents) != 1:
             raise InputError(f"{args.measurements}: holds {len(extents)} cases ({', '.join(extents.index[:5])}...); "
                              "expected one, or --case naming the patient's case")
         if args.case is not None and args.case not in extents.index:
             raise InputError(f"{args.measurements}: no case '{args.case}'; cases: {', '.join(extents.index[:10])}")
-        values[EXTENT] = float(extents[args.case] if args.case is not None else extents.iloc[0])
+        case = args.case if args.case is not None else extents.index[0]
+        if extents[case] != extents[case]:
+            raise InputError(f"{args.measurements}: case '{case}' has no lesion extent (quality: {quality[case]}); expected a case "
+                             "whose lungs are in the scan")
+        values[EXTENT] = float(extents[case])
     result = predict_patient(model, values)
     print(f"Model {model.name}: probability of '{model.outcome}' {result['probability']:.3f} "
           f"(95 % CI {result['ci_low']:.3f}-{result['ci_high']:.3f})" + (" [SYNTHETIC model]" if model.synthetic else ""))

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .measurement.quality import QUALITY_COLUMN, QUALITY_OK
 from .outputs.atomic import atomic_path
 from .segmenters import SegmenterSpec, loaded
 from .outputs.figures import new_figure, save_png
@@ -84,6 +85,14 @@ REPORT_PANELS = {"lesion_extent_pct": "CT lesion extent (% of lung)", "lung_volu
                  "opacity_pct": "radiograph opacity (% of lung)", "lung_area_mm2": "radiograph lung area (mm²)"}
 
 
+def _flagged(table: pd.DataFrame) -> dict[str, str]:
+    """Case -> quality flags of every case of the cohort table that is not "ok"."""
+    if QUALITY_COLUMN not in table:
+        return {}
+    flagged = table[table[QUALITY_COLUMN].fillna("not assessed").astype(str) != QUALITY_OK]
+    return dict(zip(flagged["case"].astype(str), flagged[QUALITY_COLUMN].fillna("not assessed").astype(str)))
+
+
 def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> dict[str, Path]:
     """``cohort_report.png`` (distributions of lesion extent and lung volume, or of radiograph
     opacity and lung area, over the cohort table) and ``cohort_report.json`` (counts, failed cases with their reasons, the settings)."""
@@ -99,12 +108,14 @@ def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> d
             ax.legend(fontsize=8)
         ax.set_xlabel(label)
         ax.set_ylabel("cases")
-    fig.suptitle(f"{len(table)} cases in {out_root.name}; this run: {len(batch.results)} done, "
+    flagged = len(_flagged(table))
+    fig.suptitle(f"{len(table)} cases in {out_root.name} ({flagged} with quality flags, extents withheld where the lungs "
+                 f"were not in the image); this run: {len(batch.results)} done, "
                  f"{len(batch.skipped)} complete already, {len(batch.failures)} failed", fontsize=10)
     save_png(fig, out_root / REPORT_PNG)
     report = {"cases_in_table": int(len(table)), "done": [r.case for r in batch.results], "skipped_complete": batch.skipped,
               "failed": [asdict(f) for f in batch.failures], "not_done": batch.not_done,
-              "left_out_of_table": batch.left_out, "settings": settings,
+              "left_out_of_table": batch.left_out, "quality_flagged": _flagged(table), "settings": settings,
               "python": sys.version.split()[0]}
     with atomic_path(out_root / REPORT_JSON) as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=str))

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from .labels import RADIOGRAPH_SEGMENTS, SEGMENTS, SegmentSpec
 from .measurement.plausibility import lung_warnings
+from .measurement.quality import QUALITY_COLUMN, with_quality
 from .measurement.quantify import measure_image, measurement_columns
 from .radiograph.measure import measure_radiograph, radiograph_columns, radiograph_warnings
 
@@ -27,6 +28,17 @@ class Modality:
     headline: Callable[[dict], str]
     # The imaging score a risk model takes from this modality's measurements.
     extent_column: str
+
+    def assess(self, label_image: sitk.Image, flags: list[str] = ()) -> tuple[dict[str, float | str], list[str]]:
+        """The measurements of a label image with their ``quality`` column, and every warning
+        (``flags`` raised before, e.g. by the segmenter's rules, then this modality's checks):
+        the one path from labels to a table row, for the CLI, cohorts and Slicer alike."""
+        warnings = list(dict.fromkeys([*flags, *self.warnings(label_image)]))
+        return with_quality(self.measure(label_image), warnings), warnings
+
+    def table_columns(self) -> list[str]:
+        """The columns of this modality's rows in ``measurements.csv`` after ``case``."""
+        return [*self.columns(), QUALITY_COLUMN]
 
 
 def _ct_headline(row: dict) -> str:

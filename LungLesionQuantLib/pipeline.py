@@ -35,6 +35,7 @@ from .outputs.overlay import write_overlay
 from .input.grey_levels import to_unit
 from .radiograph.reading import read_radiograph
 from .outputs.report import write_report
+from .measurement.quality import QUALITY_COLUMN
 from .measurement.quantify import measurement_columns
 
 LABELS_FILE = "labels.nii.gz"
@@ -131,9 +132,9 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     start = time.time()
     recorded = existing_results(out_dir, overwrite)
     modality = outputs.modality
-    row = {"case": case, **modality.measure(outputs.label_image)}
     findings = outputs.findings
-    warnings = list(dict.fromkeys(outputs.warnings + findings.get("warnings", []) + modality.warnings(outputs.label_image)))
+    measured, warnings = modality.assess(outputs.label_image, outputs.warnings + findings.get("warnings", []))
+    row = {"case": case, **measured}
     write_segmentation = outputs.write_segmentation or partial(write_seg_nrrd, outputs.label_image, modality.segments)
     written = [write_label_volume(outputs.label_image, stage.path(LABELS_FILE)), write_segmentation(stage.path(SEGMENTATION_FILE)),
                write_table([row], stage.path(MEASUREMENTS_FILE))]
@@ -213,7 +214,7 @@ def write_cohort_table(out_root: Path) -> tuple[Path, list[str]]:
             if "case" not in frame.columns or len(frame) != 1:
                 raise ValueError(f"{len(frame)} rows, columns {list(frame.columns)[:4]}")
             frame["case"].astype(str)
-            frame.drop(columns="case").apply(pd.to_numeric, errors="raise")
+            frame.drop(columns=["case", QUALITY_COLUMN], errors="ignore").apply(pd.to_numeric, errors="raise")
         except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             left_out.append(f"{path} left out of the cohort table: it cannot be read as one case's measurements "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); rerun that case with --overwrite")
@@ -222,7 +223,9 @@ def write_cohort_table(out_root: Path) -> tuple[Path, list[str]]:
     present = set().union(*(f.columns for f in frames)) if frames else set()
     columns = [c for modality in (CT, CXR) for c in modality.columns() if c in present] or measurement_columns()
     rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
-    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns}} for r in rows]
+    # Tables written before the quality column existed have none: their quality is unknown, not "ok".
+    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns},
+             QUALITY_COLUMN: r[QUALITY_COLUMN] if isinstance(r.get(QUALITY_COLUMN), str) else "not assessed"} for r in rows]
     return write_table(rows, out_root / MEASUREMENTS_FILE), left_out
 
 

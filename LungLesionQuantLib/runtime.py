@@ -1,6 +1,7 @@
 """Running the bundled ONNX networks: one loader and one softmax for every model of every
 modality (the CT cascade, the radiograph network, the view gate), with onnxruntime only, so
-inference runs where PyTorch is absent (a Slicer)."""
+inference runs where PyTorch is absent (a Slicer); and what a segmenter hands on (:class:`Segmented`,
+its findings and :class:`QualityFlag` s)."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,22 @@ import SimpleITK as sitk
 from .errors import LungLesionQuantError
 
 Progress = Callable[[str, int, int], None]
+
+
+class QualityFlag(str):
+    """A warning (the text) with its code for the table's ``quality`` column and whether it
+    withholds the extents (:mod:`.measurement.quality`)."""
+
+    code: str
+    withholds_extent: bool
+
+    def __new__(cls, code: str, message: str, withholds_extent: bool = False) -> QualityFlag:
+        flag = super().__new__(cls, message)
+        flag.code, flag.withholds_extent = code, withholds_extent
+        return flag
+
+    def __getnewargs__(self) -> tuple[str, str, bool]:  # so that flags cross to Dask workers and back
+        return self.code, str(self), self.withholds_extent
 
 
 @dataclass

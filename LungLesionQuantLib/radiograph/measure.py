@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..labels import OPACITY
+from ..runtime import QualityFlag
 from ..measurement.quantify import midline_column
 
 SIDES = ("", "right_", "left_")
@@ -112,7 +113,7 @@ def edge_outline_share(lung: np.ndarray) -> float:
     return float(np.count_nonzero(outline & border)) / max(np.count_nonzero(outline), 1)
 
 
-def radiograph_warnings(label_image: sitk.Image) -> list[str]:
+def radiograph_warnings(label_image: sitk.Image) -> list[QualityFlag]:
     """What makes a radiograph's numbers doubtful, so that they are never reported silently: no
     lung found; lung fields that are not two, lie one above the other, run off the image, or
     cover unusually little or much of it (the film may be turned, cropped, or not a chest
@@ -122,20 +123,20 @@ def radiograph_warnings(label_image: sitk.Image) -> list[str]:
     lung = labels > 0
     share = float(np.count_nonzero(lung)) / lung.size
     if share == 0:
-        return ["no lung found on the radiograph: opacity % is undefined"]
+        return [QualityFlag("no_lung", "no lung found on the radiograph: opacity % is undefined", True)]
     warnings = []
     if not LUNG_SHARE[0] <= share <= LUNG_SHARE[1]:
-        warnings.append(f"lung fields cover {100 * share:.1f} % of the image (a frontal chest radiograph: about 15-45 %): check the image")
+        warnings.append(QualityFlag("lung_area", f"lung fields cover {100 * share:.1f} % of the image (a frontal chest radiograph: about 15-45 %): check the image"))
     fields = ndimage.label(lung)[1]
     if fields != 2:
-        warnings.append(f"{fields} lung field{'s' if fields > 1 else ''} found (a frontal chest radiograph: two): check the image and the overlay")
+        warnings.append(QualityFlag("lung_fields", f"{fields} lung field{'s' if fields > 1 else ''} found (a frontal chest radiograph: two): check the image and the overlay"))
     elif not side_by_side(lung):
-        warnings.append("the two lung fields lie one above the other (a frontal chest radiograph: side by side): the film may be turned; check the overlay")
+        warnings.append(QualityFlag("fields_stacked", "the two lung fields lie one above the other (a frontal chest radiograph: side by side): the film may be turned; check the overlay"))
     edge = edge_outline_share(lung)
     if edge > EDGE_OUTLINE:
-        warnings.append(f"the lung fields run off the image ({100 * edge:.0f} % of their outline on its edge): the film may be cropped or not a chest radiograph")
+        warnings.append(QualityFlag("fields_cut_by_edge", f"the lung fields run off the image ({100 * edge:.0f} % of their outline on its edge): the film may be cropped or not a chest radiograph"))
     opacity_pct = 100.0 * np.count_nonzero(labels == OPACITY) / np.count_nonzero(lung)
     if opacity_pct >= ALL_OPAQUE_PCT:
-        warnings.append(f"opacity fills {opacity_pct:.1f} % of the lung: a white-out, or a film the model could not read "
-                        "(turned, a negative, not a chest radiograph); check the overlay before using the number")
+        warnings.append(QualityFlag("white_out", f"opacity fills {opacity_pct:.1f} % of the lung: a white-out, or a film the model could not read "
+                                    "(turned, a negative, not a chest radiograph); check the overlay before using the number"))
     return warnings

@@ -151,8 +151,8 @@ def measure_segmentation(scene, seg_node, reference_node, table_node=None):
     """Measure a segmentation as it is now; fills ``table_node`` (or a new one). Returns (table, Measured)."""
     modality = segmentation_modality(seg_node)
     label_image, warnings = labels_from_segmentation(seg_node, reference_node, modality.segments)
-    warnings += modality.warnings(label_image)
-    row = {"case": reference_node.GetName(), **modality.measure(label_image)}
+    measured, warnings = modality.assess(label_image, warnings)
+    row = {"case": reference_node.GetName(), **measured}
     table_node = mrml.table_node(scene, [row], scene.GenerateUniqueName(f"{reference_node.GetName()} measurements"), table_node)
     return table_node, Measured(label_image, row, warnings)
 

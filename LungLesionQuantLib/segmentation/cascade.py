@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching,
                       smallest_lung_voxels, touches_edge)
-from ..runtime import Progress, Segmented, StageModel, providers_for
+from ..runtime import Progress, QualityFlag, Segmented, StageModel, providers_for
 from ..input.imageio import to_lps
 from ..labels import CONS, GGO, LUNG_NORMAL
 from ..resources import MODEL_DIR
@@ -194,9 +194,9 @@ class Cascade:
                                       "outside_body_touching_lung": round(float(cut), 1),
                                       "below_chest_or_airways": round((inside - kept) * voxel_cm3, 1)}
         if cut > CUT_WARNING_FRACTION * kept * voxel_cm3:
-            findings["warnings"].append(
-                f"{cut:.0f} cm³ of lung-like air joined to the lungs but open to the image edge was left out: the field of "
-                "view may cut through the lungs, so the lung volume may be too small; check the overlay")
+            findings["warnings"].append(QualityFlag(
+                "lung_cut_by_field_of_view", f"{cut:.0f} cm³ of lung-like air joined to the lungs but open to the image edge was "
+                "left out: the field of view may cut through the lungs, so the lung volume may be too small; check the overlay"))
         return lung
 
 

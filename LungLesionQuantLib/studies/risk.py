@@ -40,6 +40,7 @@ from .calibration_curves import (
     plot_decision_curve,
 )
 from ..errors import InputError
+from ..measurement.quality import QUALITY_COLUMN, QUALITY_OK
 from ..outputs.figures import new_figure, save_png
 from .internal_validation import BOOTSTRAPS, optimism_corrected
 from .nomogram import Nomogram, build_nomogram, plot_nomogram
@@ -160,10 +161,12 @@ def design(frame: pd.DataFrame, codings: list[Coding]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- cohort
-def read_extents(path: Path) -> pd.Series:
+def read_extents(path: Path) -> tuple[pd.Series, pd.Series]:
     """The imaging extent per case from ``segment``'s output folder (or its measurements.csv):
     a CT's lesion extent (% of lung), or for a radiograph its opacity % of lung (Tang et al.
-    2020), the column radiograph rows fill instead (see the README on studies mixing both)."""
+    2020), the column radiograph rows fill instead (see the README on studies mixing both); and
+    each case's quality flags ("ok", or the codes; empty extents where the lungs were not in the
+    image), so that an analysis can say which cases it set aside and why."""
     path = Path(path)
     csv = path / "measurements.csv" if path.is_dir() else path
     if not csv.exists():
@@ -178,7 +181,8 @@ def read_extents(path: Path) -> pd.Series:
     outside = extents[(extents < 0) | (extents > 100) | np.isinf(extents)]
     if not outside.empty:
         raise InputError(f"{csv}: found lesion extents {outside.head(5).to_dict()}; expected 0-100 %")
-    return extents
+    quality = table[QUALITY_COLUMN].fillna("not assessed").astype(str) if QUALITY_COLUMN in table else pd.Series("not assessed", index=table.index)
+    return extents, quality
 
 
 def _read_csv(path: Path, dtype: dict | None = None, **kwargs) -> pd.DataFrame:
@@ -320,7 +324,7 @@ def load_cohort(cohort_csv: Path, id_column: str, outcome: str, covariates: list
     frame = table[wanted].copy()
     frame[id_column] = frame[id_column].astype(str)
     if extent_from is not None:
-        extents = read_extents(extent_from)
+        extents, quality = read_extents(extent_from)
         matched = frame[id_column].isin(extents.index)
         if not matched.any():
             raise InputError(f"none of the {len(frame)} ids of '{id_column}' matches a case of {extent_from} "
@@ -330,6 +334,12 @@ def load_cohort(cohort_csv: Path, id_column: str, outcome: str, covariates: list
             notes.append(f"{len(unmatched)} of {len(frame)} ids match no measurement and are left out: {unmatched[:10]}{' ...' if len(unmatched) > 10 else ''}")
         frame = frame[matched]
         frame[EXTENT] = extents.reindex(frame[id_column]).to_numpy()
+        flags = quality.reindex(frame[id_column])
+        withheld, flagged = flags[frame[EXTENT].isna().to_numpy()], flags[frame[EXTENT].notna().to_numpy() & (flags != QUALITY_OK).to_numpy()]
+        if len(withheld):
+            notes.append(f"{len(withheld)} patients set aside: no lesion extent, by their quality flags {dict(list(withheld.items())[:10])}")
+        if len(flagged):
+            notes.append(f"{len(flagged)} patients kept whose measurements carry quality flags (check their overlays): {dict(list(flagged.items())[:10])}")
     incomplete = frame.isna().any(axis=1)
     if incomplete.any():
         notes.append(f"{int(incomplete.sum())} patients with missing values are left out: {frame.loc[incomplete, id_column].tolist()[:10]}")

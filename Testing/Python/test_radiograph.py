@@ -193,7 +193,7 @@ def test_risk_reads_opacity_pct_where_a_case_is_a_radiograph(tmp_path):
 
     table = pd.DataFrame({"case": ["ct1", "cxr1"], "lesion_extent_pct": [12.5, np.nan], "opacity_pct": [np.nan, 30.0]})
     table.to_csv(tmp_path / "measurements.csv", index=False)
-    extents = read_extents(tmp_path)
+    extents, _quality = read_extents(tmp_path)
     assert extents["ct1"] == 12.5 and extents["cxr1"] == 30.0
 
 
