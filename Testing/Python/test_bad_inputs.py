@@ -331,6 +331,7 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tmp_path):
     code = ("import signal, sys, threading, os\n"
             "from LungLesionQuantLib import pipeline\n"
             "from LungLesionQuantLib.cli import main\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal; a background job starts with SIGINT ignored\n"
             "original = pipeline.segment_case\n"
             "def interrupting(path, *a, **k):\n"
             "    if path.name.startswith('b'):\n"
