@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .measurement.quality import QUALITY_COLUMN, QUALITY_OK
+from .measurement.quality import QUALITY_COLUMN, QUALITY_OK, quality_of
 from .outputs.atomic import atomic_path
 from .segmenters import SegmenterSpec, loaded
 from .outputs.figures import new_figure, save_png
@@ -89,8 +89,9 @@ def _flagged(table: pd.DataFrame) -> dict[str, str]:
     """Case -> quality flags of every case of the cohort table that is not "ok"."""
     if QUALITY_COLUMN not in table:
         return {}
-    flagged = table[table[QUALITY_COLUMN].fillna("not assessed").astype(str) != QUALITY_OK]
-    return dict(zip(flagged["case"].astype(str), flagged[QUALITY_COLUMN].fillna("not assessed").astype(str)))
+    quality = quality_of(table)
+    flagged = quality != QUALITY_OK
+    return dict(zip(table.loc[flagged, "case"].astype(str), quality[flagged]))
 
 
 def write_cohort_report(out_root: Path, batch: BatchResult, settings: dict) -> dict[str, Path]:

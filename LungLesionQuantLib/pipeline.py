@@ -35,7 +35,7 @@ from .outputs.overlay import write_overlay
 from .input.grey_levels import to_unit
 from .radiograph.reading import read_radiograph
 from .outputs.report import write_report
-from .measurement.quality import QUALITY_COLUMN
+from .measurement.quality import QUALITY_COLUMN, quality_of
 from .measurement.quantify import measurement_columns
 
 LABELS_FILE = "labels.nii.gz"
@@ -189,7 +189,7 @@ def segment_case(path: Path, out_root: Path, cascade: Cascade, overwrite: bool =
     modality = modality_of(cascade)
     with CaseStage(out_dir) as stage:
         existing_results(out_dir, overwrite)
-        loaded = read_radiograph(path) if modality is CXR else read_ct(path, window)
+        loaded = read_radiograph(path, cascade) if modality is CXR else read_ct(path, window)
         segmented = cascade.apply(loaded.image, progress)
         outputs = CaseOutputs(segmented.labels, findings=segmented.findings, warnings=list(loaded.warnings), report=report,
                               dicom_files=loaded.dicom_files if dicom_seg else [], modality=modality)
@@ -213,7 +213,6 @@ def write_cohort_table(out_root: Path) -> tuple[Path, list[str]]:
             frame = pd.read_csv(path)
             if "case" not in frame.columns or len(frame) != 1:
                 raise ValueError(f"{len(frame)} rows, columns {list(frame.columns)[:4]}")
-            frame["case"].astype(str)
             frame.drop(columns=["case", QUALITY_COLUMN], errors="ignore").apply(pd.to_numeric, errors="raise")
         except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             left_out.append(f"{path} left out of the cohort table: it cannot be read as one case's measurements "
@@ -222,10 +221,9 @@ def write_cohort_table(out_root: Path) -> tuple[Path, list[str]]:
         frames.append(frame)
     present = set().union(*(f.columns for f in frames)) if frames else set()
     columns = [c for modality in (CT, CXR) for c in modality.columns() if c in present] or measurement_columns()
-    rows = pd.concat(frames, ignore_index=True).to_dict("records") if frames else []
-    # Tables written before the quality column existed have none: their quality is unknown, not "ok".
-    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns},
-             QUALITY_COLUMN: r[QUALITY_COLUMN] if isinstance(r.get(QUALITY_COLUMN), str) else "not assessed"} for r in rows]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    rows = [{"case": str(r["case"]), **{c: float(r.get(c, float("nan"))) for c in columns}, QUALITY_COLUMN: quality}
+            for r, quality in zip(table.to_dict("records"), quality_of(table))]
     return write_table(rows, out_root / MEASUREMENTS_FILE), left_out
 
 

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
 from ..errors import InputError
-from .input_checks import MAX_TILT_DEG, order_slices
+from .input_checks import check_tilt, order_slices
 
 
 def frame_count(ds: Dataset) -> int:
@@ -64,10 +64,7 @@ def read_enhanced_ct(path: str, source: str) -> tuple[sitk.Image, str, list[str]
     spacing = np.array([[float(v) for v in s] for s in spacing])
     if np.abs(spacing - spacing[0]).max() > 1e-4 or np.abs(orientation - orientation[0]).max() > 1e-3:
         raise InputError(f"{source}: found frames of different pixel sizes or orientations in one Enhanced CT; expected one stack")
-    tilt = max(abs(float(_group_value(ds, i, "CTAcquisitionDetailsSequence", "GantryDetectorTilt") or 0)) for i in range(frames))
-    if tilt > MAX_TILT_DEG:
-        raise InputError(f"{source}: found a gantry tilt of {tilt:g}°; expected an untilted CT (resample it to axial slices first, "
-                         "e.g. with dcm2niix, which corrects tilt)")
+    check_tilt(max(abs(float(_group_value(ds, i, "CTAcquisitionDetailsSequence", "GantryDetectorTilt") or 0)) for i in range(frames)), source)
     slope = np.array([float(_group_value(ds, i, "PixelValueTransformationSequence", "RescaleSlope") or ds.get("RescaleSlope", 1))
                       for i in range(frames)], np.float32)
     intercept = np.array([float(_group_value(ds, i, "PixelValueTransformationSequence", "RescaleIntercept") or ds.get("RescaleIntercept", 0))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
+
 LOW_PERCENTILE = 0.5
 HIGH_PERCENTILE = 99.5
 
@@ -28,3 +30,20 @@ def resize(images: np.ndarray, shape: tuple[int, int], nearest: bool = False) ->
     for index in np.ndindex(*images.shape[:2]):
         out[index] = np.asarray(Image.fromarray(np.ascontiguousarray(images[index])).resize((shape[1], shape[0]), method))
     return out
+
+
+def grey_pixels(image: Image.Image, path: object, expected: str, tolerance: int) -> np.ndarray:
+    """The (H, W) grey levels of an opened image file, for CT slice exports and radiographs
+    alike: an alpha channel that hides nothing dropped (one that varies refused), grey stored as
+    RGB read as grey (channels apart by more than ``tolerance``: refused as colour)."""
+    pixels = np.asarray(image)
+    if "A" in image.getbands():
+        if pixels[..., -1].min() != pixels[..., -1].max():
+            raise InputError(f"{path}: found an image with transparency (an alpha channel that varies); expected an opaque {expected}")
+        pixels = pixels[..., :-1]
+    if pixels.ndim == 3:
+        channels = pixels[..., :3].astype(np.int32)
+        if np.abs(channels - channels[..., :1]).max() > tolerance:
+            raise InputError(f"{path}: found a colour image; expected a {expected}")
+        pixels = channels[..., 0]
+    return pixels

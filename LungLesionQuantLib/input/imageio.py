@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import SimpleITK as sitk
 from PIL import Image
@@ -17,6 +16,7 @@ from PIL import Image
 from ..errors import InputError
 from .enhanced_ct import frame_count, read_enhanced_ct
 from .input_checks import check_dicom_geometry, check_dicom_series, check_file, check_slice_image, validate_ct
+from .grey_levels import grey_pixels
 from .grey_window import DOCUMENTED_WINDOW, GreyWindow, estimate_grey_window
 from .view_gate import NOT_CT, radiograph_probability
 
@@ -28,6 +28,8 @@ DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 # Every suffix a case's file may carry, the longer of two that end alike first (.seg.nrrd, .nrrd).
 CASE_SUFFIXES = (SEGMENTATION_SUFFIX,) + VOLUME_SUFFIXES + IMAGE_SUFFIXES + DICOM_SUFFIXES
+# Largest gap between the R, G and B of a slice export's pixel that still counts as grey.
+SLICE_GREY_TOLERANCE = 2
 # DICOM Modality values of radiographs (read with --modality cxr).
 RADIOGRAPH_MODALITIES = ("CR", "DX", "DR", "RG")
 
@@ -168,20 +170,7 @@ def _read_slice_image(path: Path, window: GreyWindow | None = None) -> LoadedCT:
             image = opened.convert("RGBA") if opened.mode == "P" else opened.copy()
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: could not be read as an image ({_first_line(exc)})") from None
-    grey = np.asarray(image)
-    if "A" in image.getbands():  # grey + alpha, RGB + alpha: an alpha that hides nothing is dropped
-        alpha = grey[..., -1]
-        if alpha.min() != alpha.max():
-            raise InputError(f"{path}: found an image with transparency (an alpha channel that varies); expected an opaque "
-                             "greyscale lung-window CT slice")
-        grey = grey[..., :-1]
-    if grey.ndim == 3 and grey.shape[-1] == 1:
-        grey = grey[..., 0]
-    elif grey.ndim == 3:
-        channels = grey[..., :3].astype(np.int16)
-        if np.abs(channels - channels[..., :1]).max() > 2:
-            raise InputError(f"{path}: found a colour image; expected a greyscale lung-window CT slice")
-        grey = channels[..., 0]
+    grey = grey_pixels(image, path, "greyscale lung-window CT slice", SLICE_GREY_TOLERANCE)
     if grey.ndim != 2:
         raise InputError(f"{path}: found an image of shape {grey.shape}; expected a single 2D slice")
     p_radiograph = radiograph_probability(grey)
@@ -225,8 +214,8 @@ def _dicom_tag(filename: str, tag: str) -> str:
 def _frames(filename: str) -> int:
     """Frames in a DICOM file: an Enhanced CT holds its whole stack in one file."""
     try:
-        return max(1, int(_dicom_tag(filename, "0028|0008").strip() or 1))
-    except ValueError:
+        return frame_count(pydicom.dcmread(filename, stop_before_pixels=True, specific_tags=["NumberOfFrames"]))
+    except Exception:  # pydicom raises many kinds on damaged files; the series checks name them
         return 1
 
 

@@ -259,13 +259,19 @@ def order_slices(orientation: np.ndarray, positions: np.ndarray, labels: list[st
     sideways = np.linalg.norm(moves - np.outer(moves @ normal, normal), axis=1)
     shear = float(np.degrees(np.arctan2(sideways, np.abs(steps))).max())
     if shear > MAX_TILT_DEG:
-        raise InputError(f"{source}: found slices that step {shear:.1f}° off their normal (a gantry tilt); expected an untilted "
-                         "CT series (resample it to axial slices first, e.g. with dcm2niix, which corrects tilt)")
+        raise InputError(f"{source}: found slices that step {shear:.1f}° off their normal (a gantry tilt); {UNTILTED}")
     return keep, warnings
 
 
 # A gantry tilt up to this (degrees) is read as if untilted (the slices' shear is under a voxel).
 MAX_TILT_DEG = 0.5
+UNTILTED = "expected an untilted CT series (resample it to axial slices first, e.g. with dcm2niix, which corrects tilt)"
+
+
+def check_tilt(tilt_deg: float, source: str) -> None:
+    """Refuse a gantry tilt the tags state (stacking tilted slices unsheared misplaces every voxel)."""
+    if tilt_deg > MAX_TILT_DEG:
+        raise InputError(f"{source}: found a gantry tilt of {tilt_deg:g}°; {UNTILTED}")
 
 
 def check_dicom_geometry(datasets: list, source: str) -> None:
@@ -282,10 +288,7 @@ def check_dicom_geometry(datasets: list, source: str) -> None:
         if missing:
             raise InputError(f"{source}: found no {keyword} {tag} in {missing} of {count} slice(s); expected {why} in every "
                              "slice (without it volumes cannot be measured)")
-    tilt = max((abs(float(ds.get("GantryDetectorTilt", 0) or 0)) for ds in datasets), default=0.0)
-    if tilt > MAX_TILT_DEG:
-        raise InputError(f"{source}: found a gantry tilt of {tilt:g}°; expected an untilted CT series (resample it to "
-                         "axial slices first, e.g. with dcm2niix, which corrects tilt)")
+    check_tilt(max((abs(float(ds.get("GantryDetectorTilt", 0) or 0)) for ds in datasets), default=0.0), source)
     colour = next((ds for ds in datasets if int(ds.get("SamplesPerPixel", 1) or 1) != 1), None)
     if colour is not None:
         raise InputError(f"{source}: found a CT stored as {colour.get('PhotometricInterpretation', 'colour')} with "

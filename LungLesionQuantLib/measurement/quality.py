@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from ..runtime import QualityFlag
 
 QUALITY_COLUMN = "quality"
 QUALITY_OK = "ok"
+# Tables written before the quality column existed: their quality is unknown, not "ok".
+QUALITY_UNKNOWN = "not assessed"
 
 
 def with_quality(row: dict, flags: list[str]) -> dict:
@@ -26,3 +30,10 @@ def with_quality(row: dict, flags: list[str]) -> dict:
         row = {k: (math.nan if k.endswith("_pct") else v) for k, v in row.items()}
     codes = list(dict.fromkeys(f.code for f in flags))
     return {**row, QUALITY_COLUMN: ";".join(codes) if codes else QUALITY_OK}
+
+
+def quality_of(table: pd.DataFrame) -> pd.Series:
+    """The ``quality`` column of a measurements table, :data:`QUALITY_UNKNOWN` where it has none."""
+    if QUALITY_COLUMN not in table:
+        return pd.Series(QUALITY_UNKNOWN, index=table.index)
+    return table[QUALITY_COLUMN].fillna(QUALITY_UNKNOWN).astype(str)

@@ -110,7 +110,7 @@ def evaluate_radiographs(images: Path, net, lung_masks: Path | None, opacity_mas
             unmatched.append(f"{path.name}: no mask of that name")
             continue
         try:
-            loaded = read_radiograph(path)
+            loaded = read_radiograph(path, net)
             predicted = net.labels(np.asarray(loaded.grey, np.float32))
         except Exception as exc:  # one bad radiograph must not end the evaluation; it is named
             failures.append(f"{path.name}: {str(exc).splitlines()[0][:200]}")

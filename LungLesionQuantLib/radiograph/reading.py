@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from ..input.grey_levels import grey_pixels
 from ..input.imageio import IMAGE_SUFFIXES, RADIOGRAPH_MODALITIES
 from ..input.input_checks import check_file
 from ..input.view_gate import NOT_CT, NOT_RADIOGRAPH, radiograph_probability
@@ -90,9 +91,10 @@ def is_dicom_radiograph(path: str | os.PathLike) -> bool:
     return str(getattr(ds, "Modality", "")).upper() in RADIOGRAPH_MODALITIES
 
 
-def read_radiograph(path: str | os.PathLike) -> LoadedRadiograph:
+def read_radiograph(path: str | os.PathLike, net: RadiographNet | None = None) -> LoadedRadiograph:
     """Read one frontal chest radiograph from an image file or a DICOM CR/DX file, upright and
-    positive (see the module docstring), or refuse it in one line."""
+    positive (see the module docstring), or refuse it in one line. ``net``: the network that will
+    segment it (its ``--models``), which also tells which way up the film is; else the bundled one."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file; expected a chest radiograph (PNG/JPG or DICOM CR/DX)")
@@ -107,7 +109,7 @@ def read_radiograph(path: str | os.PathLike) -> LoadedRadiograph:
         files, stored_as = [str(path)], f" although stored as DICOM {modality}"
     _check_pixels(grey, path)
     refusal = _view_refusal(grey, path, stored_as)
-    orientation, turn_warnings = _upright(grey, path, refusal)
+    orientation, turn_warnings = _upright(grey, path, refusal, net or _bundled_model())
     if orientation != Orientation():
         grey = orientation.apply(grey)
         note += f", read {orientation.describe()}"
@@ -139,16 +141,7 @@ def _read_image_file(path: Path) -> tuple[np.ndarray, str]:
         raise InputError(f"{path}: found a 1-bit (black and white) image; expected a greyscale chest radiograph")
     if mode in CONVERTED_MODES:
         shown = shown.convert("RGBA" if mode == "PA" or "transparency" in shown.info else "RGB")
-    array = np.asarray(shown)
-    if "A" in shown.getbands():
-        if array[..., -1].min() != array[..., -1].max():
-            raise InputError(f"{path}: found an image with transparency (an alpha channel that varies); expected an opaque greyscale chest radiograph")
-        array = array[..., :-1]
-    if array.ndim == 3:
-        colour = array[..., :3].astype(np.int32)
-        if np.abs(colour - colour[..., :1]).max() > GREY_TOLERANCE:
-            raise InputError(f"{path}: found a colour image; expected a greyscale chest radiograph")
-        array = colour[..., 0]
+    array = grey_pixels(shown, path, "greyscale chest radiograph", GREY_TOLERANCE)
     bits = 8 if array.dtype == np.uint8 or array.max() < 256 else 16
     note = f"{array.shape[1]}x{array.shape[0]} {bits}-bit image" + (f" ({mode} mode)" if mode in CONVERTED_MODES else "")
     note += (f", EXIF orientation {exif_orientation} applied" if exif_orientation in range(2, 9) else "") + ", no pixel spacing"
@@ -292,16 +285,15 @@ def _view_refusal(grey: np.ndarray, path: Path, stored_as: str) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _lung_model() -> RadiographNet:
+def _bundled_model() -> RadiographNet:
     return RadiographNet(device="cpu", threads=1)
 
 
-def _upright(grey: np.ndarray, path: Path, refusal: str | None) -> tuple[Orientation, list[str]]:
+def _upright(grey: np.ndarray, path: Path, refusal: str | None, net: RadiographNet) -> tuple[Orientation, list[str]]:
     """The way to read the film: as stored where its lung fields are plausible so; else the way of
     :data:`.segment.ORIENTATIONS` whose two side-by-side lung fields the network is most confident
     of, clearly (:data:`UPRIGHT_MARGIN`), with a warning; refused where that is not clear. With a
     view-check ``refusal``, only a confident negative reading lifts it."""
-    net = _lung_model()
     stored = net.lung_field_checks(grey, ORIENTATIONS[:1])[0]
     if refusal is None and stored.side_by_side and stored.confidence >= UPRIGHT_SURE:
         return stored.orientation, []

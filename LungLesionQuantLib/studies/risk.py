@@ -40,7 +40,7 @@ from .calibration_curves import (
     plot_decision_curve,
 )
 from ..errors import InputError
-from ..measurement.quality import QUALITY_COLUMN, QUALITY_OK
+from ..measurement.quality import QUALITY_OK, quality_of
 from ..outputs.figures import new_figure, save_png
 from .internal_validation import BOOTSTRAPS, optimism_corrected
 from .nomogram import Nomogram, build_nomogram, plot_nomogram
@@ -181,8 +181,7 @@ def read_extents(path: Path) -> tuple[pd.Series, pd.Series]:
     outside = extents[(extents < 0) | (extents > 100) | np.isinf(extents)]
     if not outside.empty:
         raise InputError(f"{csv}: found lesion extents {outside.head(5).to_dict()}; expected 0-100 %")
-    quality = table[QUALITY_COLUMN].fillna("not assessed").astype(str) if QUALITY_COLUMN in table else pd.Series("not assessed", index=table.index)
-    return extents, quality
+    return extents, quality_of(table)
 
 
 def _read_csv(path: Path, dtype: dict | None = None, **kwargs) -> pd.DataFrame:
