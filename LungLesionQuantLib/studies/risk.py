@@ -44,7 +44,7 @@ from ..measurement.quality import QUALITY_OK, quality_of
 from ..outputs.figures import new_figure, save_png
 from .internal_validation import BOOTSTRAPS, optimism_corrected
 from .nomogram import Nomogram, build_nomogram, plot_nomogram
-from .roc_compare import delong_paired
+from .roc_compare import bootstrap_auc, delong_paired
 from .stepwise import StepwiseRule, lr_test, select_covariates
 
 EXTENT = "lesion_extent_pct"
@@ -521,19 +521,6 @@ def _fit_logit(y: pd.Series, x: pd.DataFrame, label: str):
     if not np.all(np.isfinite(result.bse)) or np.any(np.abs(result.params) > MAX_LOGIT):
         raise InputError(f"model {label}: perfect separation (coefficients diverge: {result.params.abs().idxmax()}); drop or merge that covariate")
     return result
-
-
-def bootstrap_auc(y: np.ndarray, p: np.ndarray, seed: int, n: int = 2000) -> tuple[float, float, float]:
-    """AUC and a percentile-bootstrap 95 % CI, resampling cases and controls separately."""
-    auc = float(roc_auc_score(y, p))
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    samples = []
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        samples.append(roc_auc_score(y[idx], p[idx]))
-    lo, hi = np.percentile(samples, [2.5, 97.5])
-    return auc, float(lo), float(hi)
 
 
 def youden(y: np.ndarray, score: np.ndarray) -> dict:
