@@ -11,6 +11,8 @@ encode what every chest CT shares:
 - **Chest**: lungs are the largest 3D region and the regions at least a tenth of its size
   whose top reaches the upper half of it (the other lung when the two are not joined). Bowel
   gas and the stomach lie below the diaphragm domes, so their top is low; they are dropped.
+  A region that is mostly pure air (below -950 HU) is gas, not lung, wherever it lies: on a
+  scan of the abdomen that holds only the lung bases the bowel can be the largest region.
 - **Airways**: the trachea and main bronchi are not lung. Rule (the same as the training
   labels'): on each slice, a lung region under 7 cm² whose centre lies in the middle half of
   the lungs' left-right extent is airway, not lung.
@@ -30,6 +32,8 @@ BODY_PIXEL_MM = 2.0
 AIRWAY_MAX_CM2 = 7.0
 AIRWAY_CENTRAL_FRACTION = 0.25
 MIN_REGION_FRACTION = 0.1
+# Below this a voxel is gas: air is -1000 HU; lung parenchyma around -850 (see gas_regions).
+GAS_HU = -950.0
 # The smallest lung worth the name: a region of 1 cm³ in a volume, of 1 cm² on a single slice.
 MIN_LUNG_MM3 = 1000.0
 MIN_LUNG_MM2 = 100.0
@@ -89,21 +93,38 @@ def touches_edge(mask: np.ndarray, share: float = 0.05) -> bool:
     return bool(edge.mean() > share)
 
 
-def in_chest(lung: np.ndarray, min_voxels: int = 0) -> np.ndarray:
+def in_chest(lung: np.ndarray, min_voxels: int = 0, hu: np.ndarray | None = None) -> np.ndarray:
     """The lungs among the 3D regions of a (Z, Y, X) mask, Z increasing to the head: the
     largest region, and those at least :data:`MIN_REGION_FRACTION` of it whose top reaches
     the upper half of it (slices ordered feet to head, as :func:`imageio.to_lps` gives them);
-    nothing where the largest is smaller than ``min_voxels`` (specks are no lung)."""
+    nothing where the largest is smaller than ``min_voxels`` (specks are no lung).
+
+    Given the slices' ``hu``, regions of gas (:func:`gas_regions`) are no candidates: on a scan
+    that holds only the lung bases, a colon or stomach full of gas can outsize the lungs."""
     if not lung.any():
         return lung
     labels, sizes = components(lung)
-    if sizes[0] < min_voxels:
+    candidates = np.arange(1, len(sizes) + 1)
+    if hu is not None:
+        candidates = candidates[~gas_regions(labels, sizes, hu)]
+    if candidates.size == 0 or sizes[candidates[0] - 1] < min_voxels:
         return np.zeros_like(lung)
     boxes = ndimage.find_objects(labels)  # one pass: each region's slice range
-    middle = (boxes[0][0].start + boxes[0][0].stop - 1) / 2.0
-    keep = [1] + [i for i in range(2, len(sizes) + 1)
-                  if sizes[i - 1] >= MIN_REGION_FRACTION * sizes[0] and boxes[i - 1][0].stop - 1 >= middle]
+    largest = candidates[0]
+    middle = (boxes[largest - 1][0].start + boxes[largest - 1][0].stop - 1) / 2.0
+    keep = [largest] + [i for i in candidates[1:]
+                        if sizes[i - 1] >= MIN_REGION_FRACTION * sizes[largest - 1] and boxes[i - 1][0].stop - 1 >= middle]
     return np.isin(labels, keep)
+
+
+def gas_regions(labels: np.ndarray, sizes: list[int], hu: np.ndarray) -> np.ndarray:
+    """Per region 1, 2, ... of ``labels`` (``sizes``: their voxel counts): whether it is gas rather than lung — more than half of
+    its voxels below :data:`GAS_HU`. Lung parenchyma, vessels and septa included, has its
+    median near −850 HU (−900 in severe emphysema, higher with disease); gas in the stomach,
+    bowel, free air or subcutaneous emphysema is air, −1000 HU plus noise, whose median noise
+    does not move."""
+    air = np.bincount(labels[hu < GAS_HU], minlength=len(sizes) + 1)[1:]
+    return air > 0.5 * np.asarray(sizes)
 
 
 def regions_touching(mask: np.ndarray, other: np.ndarray) -> np.ndarray:

@@ -187,7 +187,9 @@ class Cascade:
             lung &= ~outside
         inside = int(lung.sum())
         box = _bounding_box(lung)
-        lung[box] = drop_airways(in_chest(lung[box], smallest_lung_voxels(lung.shape[0], spacing_zyx)), float(spacing_zyx[2]))
+        # The gas rule reads HU, which only volumes give for sure (an 8-bit slice's window is estimated).
+        volume_hu = clipped[box] if lung.shape[0] >= MIN_VOLUME_SLICES else None
+        lung[box] = drop_airways(in_chest(lung[box], smallest_lung_voxels(lung.shape[0], spacing_zyx), volume_hu), float(spacing_zyx[2]))
         kept = int(lung.sum())
         cut = regions_touching(outside, lung).sum() * voxel_cm3
         findings["lung_rules_cm3"] = {"outside_body": round((found - inside) * voxel_cm3, 1),

@@ -157,3 +157,27 @@ def test_airways_are_found_per_slice_as_the_per_slice_rule_finds_them():
     assert np.array_equal(out[1], lung[1])
     assert not out[2, 2:4, 23:37].any()
     assert np.array_equal(drop_airways(lung, pixel_mm=10.0), lung)  # 10 mm pixels: 9 px are 9 cm², more than an airway
+
+
+def test_bowel_gas_under_the_lung_bases_alone_is_not_lung(chest, cascade):
+    """Issue 25's abdominal CT that reaches only the lung bases: 60 slices of upper abdomen with
+    bowel gas (real air noise from outside the patient) under the lowest 12 chest slices, whose
+    lung is 200 cm³ — less than the gas. The gas is never lung, and the bases keep their volume."""
+    ct, hu = chest
+    rng = np.random.default_rng(1)
+    air = hu[~protocol_body(hu)]
+    air = air[air < -900]
+    abdomen = np.repeat(hu[1:2], 60, axis=0)
+    gas = np.zeros(abdomen.shape, dtype=bool)
+    yy, xx = np.mgrid[:hu.shape[1], :hu.shape[2]]
+    for _ in range(12):
+        cy, cx, z0, length, r = rng.integers(220, 320), rng.integers(170, 350), rng.integers(0, 50), rng.integers(6, 14), rng.integers(15, 30)
+        for z in range(z0, min(60, z0 + length)):
+            gas[z] |= (yy - cy - 2 * (z - z0)) ** 2 + (xx - cx) ** 2 / 2.0 < r * r
+    abdomen[gas] = rng.choice(air, int(gas.sum()))
+    bases = hu[:12]
+    alone = measure_image(cascade.apply(as_image(bases, ct)).labels)["lung_volume_cm3"]
+    labels = cascade.apply(as_image(np.concatenate([abdomen, bases]), ct)).labels
+    assert gas.sum() * np.prod(ct.GetSpacing()) / 1000 > 2 * alone  # the gas outsizes the lungs
+    assert not lung_of(labels)[:60].any()
+    assert measure_image(labels)["lung_volume_cm3"] == pytest.approx(alone, rel=0.03)
