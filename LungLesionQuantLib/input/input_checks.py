@@ -53,12 +53,13 @@ def _stream_bytes(opened) -> int:
     return total
 
 
-def check_file(path: Path) -> None:
-    """A volume file whose stored data is complete (see the module docstring)."""
+def check_file(path: Path, values: str = "finite HU values") -> None:
+    """A volume file whose stored data is complete (see the module docstring); ``values`` says
+    what its voxels should hold, for the message on NaN."""
     name = path.name.lower()
     try:
         if name.endswith((".nii", ".nii.gz")):
-            _check_nifti(path)
+            _check_nifti(path, values)
         elif name.endswith(".nrrd"):
             _check_nrrd(path)
         elif name.endswith(".gz"):
@@ -68,7 +69,7 @@ def check_file(path: Path) -> None:
         raise InputError(f"{path}: could not be read to its end, the file is damaged or cut short ({exc}); expected a complete image file") from None
 
 
-def _check_nifti(path: Path) -> None:
+def _check_nifti(path: Path, values: str) -> None:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
         head = f.read(540)
@@ -94,7 +95,7 @@ def _check_nifti(path: Path) -> None:
         raise InputError(f"{path}: found {total} bytes of data; the header needs {needed}: the file is cut short; "
                          "expected a complete image file")
     if non_finite:  # ITK's NIfTI reader would turn them into 0, a plausible HU
-        raise InputError(f"{path}: found {non_finite} voxels that are NaN or infinite; expected finite HU values")
+        raise InputError(f"{path}: found {non_finite} voxels that are NaN or infinite; expected {values}")
 
 
 def _nifti_header(head: bytes, path: Path) -> tuple:

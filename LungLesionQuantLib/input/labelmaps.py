@@ -66,7 +66,7 @@ def read_label_image(path: Path) -> tuple[sitk.Image, list[str]]:
         raise InputError(f"{path}: could not be read ({exc.strerror}); expected {LABEL_MAP}, or a .seg.nrrd") from None
     if size == 0:
         raise InputError(f"{path}: an empty file (0 bytes); expected {LABEL_MAP}, or a .seg.nrrd")
-    check_file(path)
+    check_file(path, LABEL_MAP)
     if path.name.lower().endswith(SEGMENTATION_SUFFIX):
         return read_seg_nrrd(path)
     try:

@@ -330,7 +330,7 @@ def _rgb(path: Path) -> None:
 
 # (id, damage to the reader's b.nii.gz (may return the damaged file's new path), texts the refusal must hold)
 AGREEMENT_CASES = [
-    ("float NaN (NIfTI)", _nan(".nii.gz"), ["found 1 voxels that are NaN or infinite"]),
+    ("float NaN (NIfTI)", _nan(".nii.gz"), ["found 1 voxels that are NaN or infinite; expected a label map"]),
     ("float NaN (NRRD)", _nan(".nrrd"), ["found 1 voxels that are NaN or infinite; expected a label map"]),
     ("float infinity", _with_value(np.inf, np.float32), ["found 1 voxels that are NaN or infinite"]),
     ("label 7", _with_value(7, np.uint8), ["found values [7] besides 0-3; expected a label map"]),
