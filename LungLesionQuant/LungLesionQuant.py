@@ -7,7 +7,6 @@ and is tested outside Slicer with slicer-core.
 import os
 import pathlib
 import sys
-import tempfile
 
 import qt
 import slicer
@@ -186,11 +185,30 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.oddsRatioTableView.setMRMLTableNode(p.oddsRatioTable if p else None)
         self.ui.predictButton.enabled = self._riskModelPath is not None
 
+    def _ensure(self, feature):
+        """The packages ``feature`` needs, installed after the user agrees; the module's buttons
+        stay disabled while pip runs (a second click would start a second pip), a failure is
+        shown in a dialog, not only in the Python console."""
+        buttons = [self.ui.segmentButton, self.ui.updateButton, self.ui.exportButton, self.ui.compareButton,
+                   self.ui.compareFoldersButton, self.ui.fitButton, self.ui.predictButton]
+        enabled = [button.enabled for button in buttons]
+        for button in buttons:
+            button.enabled = False
+        try:
+            with slicer.util.tryWithErrorDisplay("Installing LungLesionQuant's Python packages failed.", waitCursor=True):
+                return self.logic.ensureDependencies(feature, interactive=True)
+        except Exception:  # noqa: BLE001 — shown in the dialog above; the action does not start
+            return False
+        finally:
+            for button, was in zip(buttons, enabled):
+                button.enabled = was
+            self._updateButtons()
+
     def _showWarnings(self, warnings):
         self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
 
     def onSegment(self):
-        if not self.logic.ensureDependencies("segment", interactive=True):
+        if not self._ensure("segment"):
             return
         p = self._parameterNode
         dialog = slicer.util.createProgressDialog(labelText="Segmenting lungs and lesions...", maximum=100)
@@ -226,7 +244,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showWarnings(measured.warnings)
 
     def onExport(self):
-        if not self.logic.ensureDependencies("export", interactive=True):
+        if not self._ensure("export"):
             return
         from LungLesionQuantLib.pipeline import GUARDED_FILES, safe_case_name
 
@@ -243,10 +261,11 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             os.makedirs(folder, exist_ok=True)
             result = self.logic.export(p.segmentation, p.inputVolume, folder, overwrite)
             slicer.util.showStatusMessage(f"Exported to {result.out_dir}", 5000)
+            self._showWarnings(result.warnings + result.notes)  # e.g. no DICOM SEG where highdicom cannot run
 
 
     def onCompareNodes(self):
-        if not self.logic.ensureDependencies("segment", interactive=True):
+        if not self._ensure("segment"):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Comparison failed.", waitCursor=True):
@@ -255,7 +274,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.agreementStatusLabel.text = "\n".join(["Empty-in-both labels have no Dice (see status)."] + warnings)
 
     def onCompareFolders(self):
-        if not self.logic.ensureDependencies("agreement", interactive=True):
+        if not self._ensure("agreement"):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Cohort comparison failed.", waitCursor=True):
@@ -270,6 +289,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
     def onCohortChanged(self, path):
+        if not self._ensure("risk"):  # reading the table needs pandas
+            return
         with slicer.util.tryWithErrorDisplay("Could not read the cohort table.", waitCursor=True):
             columns = self.logic.cohortColumns(path) if os.path.isfile(path) else []
             for combo in (self.ui.idColumnComboBox, self.ui.outcomeComboBox, self.ui.scoreComboBox):
@@ -283,7 +304,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.covariatesListWidget.addItem(column)
 
     def onFitRisk(self):
-        if not self.logic.ensureDependencies("risk", interactive=True):
+        if not self._ensure("risk"):
             return
         p = self._parameterNode
         covariates = [item.text() for item in self.ui.covariatesListWidget.selectedItems()]
@@ -309,7 +330,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtons()
 
     def onPredict(self):
-        if not self.logic.ensureDependencies("risk", interactive=True):
+        if not self._ensure("risk"):
             return
         from LungLesionQuantLib.studies.risk import split_patient_text
 
@@ -330,25 +351,25 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         return LungLesionQuantParameterNode(super().getParameterNode())
 
     def ensureDependencies(self, feature="segment", interactive=False):
-        """Install the packages ``feature`` needs (LungLesionQuant/requirements.txt), only after the
-        user agrees, holding Slicer's own packages at their installed versions."""
-        from LungLesionQuantLib.dependencies import bundled_constraints, missing_requirements
+        """Install the packages ``feature`` needs (LungLesionQuant/requirements.txt) after the user
+        agrees — without asking in a self-test (``testingEnabled``: nobody is there to ask) — with
+        every installed package held at its version. False if the user declined."""
+        from LungLesionQuantLib.dependencies import install, missing_requirements
 
         missing = missing_requirements(feature)
         if not missing:
             return True
-        if interactive and not slicer.util.confirmOkCancelDisplay(
+        unattended = slicer.app.testingEnabled()
+        if not (interactive or unattended):
+            raise RuntimeError(f"missing Python packages {', '.join(missing)}; open the LungLesionQuant module and accept the install")
+        if not unattended and not slicer.util.confirmOkCancelDisplay(
                 "LungLesionQuant needs these Python packages, which will be installed now "
                 "(Slicer's own packages are kept as they are):\n" + "\n".join(missing)):
             return False
-        if not interactive:
-            raise RuntimeError(f"missing Python packages {', '.join(missing)}; open the LungLesionQuant module and accept the install")
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-            constraints.write("\n".join(bundled_constraints()) + "\n")
-        try:
-            slicer.util.pip_install(missing + ["-c", constraints.name])
-        finally:
-            os.unlink(constraints.name)
+        install(missing)
+        still = missing_requirements(feature)
+        if still:
+            raise RuntimeError(f"installed, but still not importable: {', '.join(still)}; restart Slicer and try again")
         return True
 
     def _cascade(self, device, modality="ct"):

@@ -2,15 +2,20 @@
 
 One list, ``LungLesionQuant/requirements.txt`` (floors; installed beside the module in an
 extension). Slicer bundles numpy, scipy, SimpleITK, pydicom, pillow and VTK; the rest is
-installed with ``slicer.util.pip_install`` only after the user agrees (see the module), never at
-import time, and with the bundled packages held at their installed versions
-(:func:`bundled_constraints`), so that installing never replaces what Slicer ships.
+installed (:func:`install`) only after the user agrees (see the module; the headless batch's
+``--install-missing``), never at import time, and with every installed distribution held at its
+version (:func:`installed_constraints`), so that installing never replaces what Slicer ships.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
+import os
 import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 _LIB = Path(__file__).resolve().parent
@@ -22,11 +27,12 @@ IMPORT_NAMES = {"scikit-learn": "sklearn"}
 FEATURES = {
     "segment": ("onnxruntime", "pandas", "matplotlib"),
     "export": ("onnxruntime", "pandas", "matplotlib", "highdicom"),
-    "batch": ("onnxruntime", "pandas", "matplotlib", "highdicom", "tqdm"),
+    "batch": ("onnxruntime", "pandas", "matplotlib", "tqdm"),
+    "dicom-seg": ("highdicom",),  # the batch's --dicom-seg
     "agreement": ("pandas", "matplotlib", "slicerio", "statsmodels", "pingouin"),
     "risk": ("pandas", "matplotlib", "statsmodels", "scikit-learn"),
 }
-# Distributions Slicer bundles: held at their installed versions when installing.
+# Distributions Slicer bundles: never listed in requirements.txt (a test holds it).
 BUNDLED = ("numpy", "scipy", "pydicom", "pillow", "SimpleITK", "vtk")
 
 
@@ -54,12 +60,35 @@ def missing_requirements(feature: str | None = None) -> list[str]:
     return [listed[name] for name in names if importlib.util.find_spec(IMPORT_NAMES.get(name, name)) is None]
 
 
-def bundled_constraints() -> list[str]:
-    """``name==version`` for each bundled distribution installed here: pip's constraints."""
-    held = []
-    for name in BUNDLED:
+def installed_constraints() -> list[str]:
+    """``name==version`` for every distribution installed here — pip's constraints. Holding
+    all of them, not only :data:`BUNDLED`, means an install that would upgrade anything Slicer
+    ships (or another extension installed) fails with pip's reason instead of replacing it."""
+    held = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and dist.version:
+            held.setdefault(name.lower(), f"{name}=={dist.version}")
+    return sorted(held.values())
+
+
+def install(missing: list[str]) -> None:
+    """pip-install ``missing`` requirements with every installed distribution held
+    (:func:`installed_constraints`): through Slicer's ``pip_install`` inside Slicer, else this
+    interpreter's pip. Import caches are refreshed, so the new packages import at once."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
+        constraints.write("\n".join(installed_constraints()) + "\n")
+    try:
         try:
-            held.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return held
+            import slicer
+
+            pip_install = slicer.util.pip_install if getattr(slicer, "app", None) is not None else None
+        except ImportError:
+            pip_install = None
+        if pip_install is not None:
+            pip_install(missing + ["-c", constraints.name])
+        else:
+            subprocess.run([sys.executable, "-m", "pip", "install", *missing, "-c", constraints.name], check=True)
+    finally:
+        os.unlink(constraints.name)
+    importlib.invalidate_caches()

@@ -33,17 +33,21 @@ def resize(images: np.ndarray, shape: tuple[int, int], nearest: bool = False) ->
 
 
 def grey_pixels(image: Image.Image, path: object, expected: str, tolerance: int) -> np.ndarray:
-    """The (H, W) grey levels of an opened image file, for CT slice exports and radiographs
-    alike: an alpha channel that hides nothing dropped (one that varies refused), grey stored as
-    RGB read as grey (channels apart by more than ``tolerance``: refused as colour)."""
+    """The (H, W) grey levels of an opened image file (see :func:`grey_channels`)."""
     pixels = np.asarray(image)
-    if "A" in image.getbands():
+    return pixels if pixels.ndim == 2 else grey_channels(pixels, "A" in image.getbands(), path, expected, tolerance)
+
+
+def grey_channels(pixels: np.ndarray, alpha: bool, source: object, expected: str, tolerance: float) -> np.ndarray:
+    """Grey levels of pixels with channels on the last axis, for CT slice exports, radiographs
+    and Slicer's vector volumes alike: an ``alpha`` channel (the last) that hides nothing
+    dropped (one that varies refused); grey stored as RGB read as grey (channels apart by more
+    than ``tolerance``: refused as colour)."""
+    if alpha:
         if pixels[..., -1].min() != pixels[..., -1].max():
-            raise InputError(f"{path}: found an image with transparency (an alpha channel that varies); expected an opaque {expected}")
+            raise InputError(f"{source}: found an image with transparency (an alpha channel that varies); expected an opaque {expected}")
         pixels = pixels[..., :-1]
-    if pixels.ndim == 3:
-        channels = pixels[..., :3].astype(np.int32)
-        if np.abs(channels - channels[..., :1]).max() > tolerance:
-            raise InputError(f"{path}: found a colour image; expected a {expected}")
-        pixels = channels[..., 0]
-    return pixels
+    channels = pixels[..., :3].astype(np.int32 if np.issubdtype(pixels.dtype, np.integer) else np.float64)
+    if np.abs(channels - channels[..., :1]).max() > tolerance:
+        raise InputError(f"{source}: found a colour image; expected a {expected}")
+    return channels[..., 0]

@@ -86,6 +86,8 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
     seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"),
                                       modality.segments)
     scene.RemoveNode(label_node)
+    # Under the volume's parent transform (a registration, a re-orientation), or it lies misplaced.
+    seg_node.SetAndObserveTransformNodeID(volume_node.GetTransformNodeID())
     table, measured = measure_segmentation(scene, seg_node, volume_node)
     measured.warnings[:0] = segmented.findings.get("warnings", [])
     report("creating the segmentation", 1, 1)
@@ -93,14 +95,22 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
 
 
 def _segment_mask(seg_node, segment_id: str, reference_node) -> np.ndarray:
+    """One segment as a mask on the reference volume's grid. The export goes through a temporary
+    label map node, which gains a display node and a colour table: all three are removed, or
+    every re-measure would leave two nodes behind in the user's scene (and its saved file)."""
     scene = seg_node.GetScene()
+    existing = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
     ids = vtk.vtkStringArray()
     ids.InsertNextValue(segment_id)
-    slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(seg_node, ids, labelmap, reference_node)
-    mask = slicer.util.arrayFromVolume(labelmap) > 0
-    scene.RemoveNode(labelmap)
-    return mask
+    try:
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(seg_node, ids, labelmap, reference_node):
+            raise RuntimeError(f"could not export segment {segment_id} of {seg_node.GetName()}")
+        return slicer.util.arrayFromVolume(labelmap) > 0
+    finally:  # only what the export added: a colour table Slicer shares stays
+        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes()) if scene.GetNthNode(i).GetID() not in existing]
+        for node in added:
+            scene.RemoveNode(node)
 
 
 def segmentation_modality(seg_node) -> Modality:

@@ -13,9 +13,12 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from ..input.grey_levels import grey_channels
 from ..labels import SEGMENTS, SegmentSpec, find_segment, terminology_type_code
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+# Grey levels by which the channels of a grey image stored as colour may differ (JPEG chroma noise).
+VECTOR_GREY_TOLERANCE = 6
 
 
 def new_scene() -> "slicer.vtkMRMLScene":
@@ -48,8 +51,14 @@ def volume_node(scene, image: sitk.Image, name: str, labelmap: bool = False):
 
 
 def image_from_volume_node(node) -> sitk.Image:
-    """The SimpleITK image (LPS) of a volume node."""
-    image = sitk.GetImageFromArray(slicer.util.arrayFromVolume(node).copy())
+    """The SimpleITK image (LPS) of a volume node. A vector volume — Slicer loads an RGB PNG or
+    JPEG radiograph as one — is read as grey when its channels agree (an alpha channel that
+    hides nothing dropped), and refused as colour when they do not."""
+    array = slicer.util.arrayFromVolume(node)
+    if array.ndim == 4:
+        array = grey_channels(array, array.shape[-1] in (2, 4), f"volume '{node.GetName()}'",
+                              "grey image (a CT or a radiograph)", VECTOR_GREY_TOLERANCE)
+    image = sitk.GetImageFromArray(array.copy())
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASDirectionMatrix(matrix)
     direction = _LPS_TO_RAS @ np.array([[matrix.GetElement(r, c) for c in range(3)] for r in range(3)])

@@ -237,3 +237,25 @@ def test_segmenting_needs_no_pytorch(covid_radiographs, tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert list((tmp_path / "ct").glob("*/labels.nii.gz")) and list((tmp_path / "cxr").glob("*/labels.nii.gz"))
+
+
+def test_an_rgb_radiograph_volume_in_slicer_reads_as_grey_and_a_colour_one_is_refused(covid_radiographs):
+    """Issue 26: Slicer loads an RGB PNG/JPEG as a vector volume, which raised a TypeError. Grey
+    stored as RGB(A) reads as the grey film, to the pixel; a photograph in colour is refused."""
+    import slicer
+
+    from LungLesionQuantLib.errors import InputError
+    from LungLesionQuantLib.scene import mrml
+
+    scene = slicer.vtkMRMLScene()
+    grey = mrml.volume_node(scene, read_radiograph(covid_radiographs[2]).image, "grey")
+    pixels = slicer.util.arrayFromVolume(grey)
+    rgba = np.stack([pixels, pixels, pixels, np.full_like(pixels, 255)], axis=-1)
+    vector = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "rgba")
+    vector.SetSpacing(grey.GetSpacing())
+    slicer.util.updateVolumeFromArray(vector, rgba)
+    assert np.array_equal(sitk.GetArrayFromImage(mrml.image_from_volume_node(vector)), pixels)
+    rgba[..., 0] = np.clip(rgba[..., 0].astype(int) + 40, 0, 255)
+    slicer.util.updateVolumeFromArray(vector, rgba)
+    with pytest.raises(InputError, match="found a colour image"):
+        mrml.image_from_volume_node(vector)

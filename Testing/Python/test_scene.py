@@ -223,3 +223,35 @@ def test_progress_reports_every_stage_and_cancels_cleanly(cascade):
     with pytest.raises(Stop):
         segment_volume_node(scene, ct, cascade, cancel)
     assert scene.GetNumberOfNodes() == before
+
+
+def test_measuring_again_and_again_leaves_no_nodes_behind(segmented):
+    """Issue 26: each re-measure used to leave a label map display node and a colour table in
+    the scene (saved with it). Four re-measures and an agreement add only their tables."""
+    from LungLesionQuantLib.scene.actions import compare_segmentation_nodes
+
+    scene, ct, seg, table, _ = segmented
+    before = scene.GetNumberOfNodes()
+    for _ in range(4):
+        measure_segmentation(scene, seg, ct, table)
+    assert scene.GetNumberOfNodes() == before
+    compare_segmentation_nodes(scene, seg, seg, ct)
+    assert scene.GetNumberOfNodes() == before + 1  # the agreement table
+
+
+def test_a_volume_under_a_transform_gets_its_segmentation_under_it_too(cascade):
+    """Issue 26: a CT under a parent transform (here a 10 cm shift and a 30° turn) gets its
+    segmentation under the same transform, so the two overlay; the measures are the
+    untransformed CT's."""
+    scene = mrml.new_scene()
+    ct = mrml.volume_node(scene, read_ct(SAMPLE_CT).image, "sample")
+    plain, _, plain_measured = segment_volume_node(scene, ct, cascade)
+    moved = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "moved")
+    matrix = vtk.vtkTransform()
+    matrix.Translate(100, 0, 0)
+    matrix.RotateZ(30)
+    moved.SetMatrixTransformToParent(matrix.GetMatrix())
+    ct.SetAndObserveTransformNodeID(moved.GetID())
+    seg, _, measured = segment_volume_node(scene, ct, cascade)
+    assert seg.GetTransformNodeID() == moved.GetID() and plain.GetTransformNodeID() is None
+    assert measured.row["lung_volume_cm3"] == pytest.approx(plain_measured.row["lung_volume_cm3"])

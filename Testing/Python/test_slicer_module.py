@@ -65,3 +65,35 @@ def test_headless_batch_writes_the_cli_layout_and_reports_failures(tmp_path):
 def test_module_folder_holds_only_the_module():
     """Slicer loads every .py of a module folder as a module (issue 13: the batch script moved to the core)."""
     assert sorted(p.name for p in (REPO / "LungLesionQuant").glob("*.py")) == ["LungLesionQuant.py"]
+
+
+def _batch_with(prelude: str, *args: str) -> subprocess.CompletedProcess:
+    """The headless batch as Slicer runs it (the script as __main__), after ``prelude``."""
+    code = f"import runpy, sys\n{prelude}\nsys.argv = {[str(BATCH), '--', *args]!r}\nrunpy.run_path({str(BATCH)!r}, run_name='__main__')"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_headless_batch_asks_only_for_what_it_needs_and_always_exits(tmp_path):
+    """Issue 26: the batch checked every feature's packages (highdicom too), and an unexpected
+    error left Slicer running. Now: tqdm missing is named alone; highdicom only with --dicom-seg;
+    an unexpected error prints its traceback and exits 3."""
+    out = str(tmp_path / "out")
+    no_tqdm = _batch_with("sys.modules['tqdm'] = None", "--input", str(SAMPLE_CT), "--output", out)
+    assert no_tqdm.returncode == 2 and "missing Python packages tqdm>=" in no_tqdm.stderr and "highdicom" not in no_tqdm.stderr
+    assert "--install-missing" in no_tqdm.stderr
+    no_highdicom = "sys.modules['highdicom'] = None"
+    without = _batch_with(no_highdicom, "--input", str(SAMPLE_CT), "--output", out, "--dicom-seg")
+    assert without.returncode == 2 and "missing Python packages highdicom>=" in without.stderr
+    broken = _batch_with("import LungLesionQuantLib.cli as cli\ncli.main = lambda argv: 1 / 0", "--input", str(SAMPLE_CT), "--output", out)
+    assert broken.returncode == 3 and "ZeroDivisionError" in broken.stderr and "exit status 3" in broken.stderr
+
+
+def test_installs_hold_every_installed_distribution():
+    """The install constraints pin every installed distribution (not only five bundled ones)."""
+    import importlib.metadata
+
+    from LungLesionQuantLib.dependencies import installed_constraints
+
+    held = dict(line.split("==") for line in installed_constraints())
+    assert held["numpy"] == importlib.metadata.version("numpy") and held["onnxruntime"] == importlib.metadata.version("onnxruntime")
+    assert len(held) == len({d.metadata["Name"].lower() for d in importlib.metadata.distributions()})
