@@ -99,6 +99,13 @@ class LungLesionQuantParameterNode:
     agreementOutputFolder: pathlib.Path = _DEFAULT_FOLDER / "agreement"
     extentFolder: pathlib.Path = _DEFAULT_FOLDER / "cases"
     riskOutputFolder: pathlib.Path = _DEFAULT_FOLDER / "risk"
+    # The risk panel's last fit, saved with the scene: its table, column choices and model.
+    riskCohort: str = ""
+    riskIdColumn: str = ""
+    riskOutcome: str = ""
+    riskScore: str = ""
+    riskCovariates: list[str]  # unspecified default: an empty list
+    riskModelPath: str = ""
 
 
 class Cancelled(Exception):
@@ -113,7 +120,6 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = logic
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._riskModelPath = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -172,6 +178,8 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            if self._parameterNode.riskCohort and self.ui.cohortPathLineEdit.currentPath != self._parameterNode.riskCohort:
+                self.ui.cohortPathLineEdit.currentPath = self._parameterNode.riskCohort  # refills and reselects the columns
             self._updateButtons()
 
     def _updateButtons(self, caller=None, event=None):
@@ -183,7 +191,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.compareButton.enabled = bool(p and p.inputVolume and p.referenceSegmentation and p.testSegmentation)
         self.ui.agreementTableView.setMRMLTableNode(p.agreementTable if p else None)
         self.ui.oddsRatioTableView.setMRMLTableNode(p.oddsRatioTable if p else None)
-        self.ui.predictButton.enabled = self._riskModelPath is not None
+        self.ui.predictButton.enabled = bool(p and p.riskModelPath and os.path.isfile(p.riskModelPath))
 
     def _ensure(self, feature):
         """The packages ``feature`` needs, installed after the user agrees; the module's buttons
@@ -302,6 +310,15 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.outcomeComboBox.addItem(column)
                 self.ui.scoreComboBox.addItem(column)
                 self.ui.covariatesListWidget.addItem(column)
+            p = self._parameterNode
+            if p and path == p.riskCohort:  # the scene's last fit: its choices again
+                for combo, value in ((self.ui.idColumnComboBox, p.riskIdColumn), (self.ui.outcomeComboBox, p.riskOutcome),
+                                     (self.ui.scoreComboBox, p.riskScore)):
+                    if value in columns:
+                        combo.currentText = value
+                for row in range(self.ui.covariatesListWidget.count):
+                    item = self.ui.covariatesListWidget.item(row)
+                    item.setSelected(item.text() in p.riskCovariates)
 
     def onFitRisk(self):
         if not self._ensure("risk"):
@@ -317,7 +334,9 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                        extentFolder if useExtent else None, score,
                                                        str(p.riskOutputFolder), p.oddsRatioTable)
             p.oddsRatioTable = table
-            self._riskModelPath = str(written["model.json"])
+            p.riskCohort, p.riskIdColumn = self.ui.cohortPathLineEdit.currentPath, self.ui.idColumnComboBox.currentText
+            p.riskOutcome, p.riskScore, p.riskCovariates = self.ui.outcomeComboBox.currentText, score or "", covariates
+            p.riskModelPath = str(written["model.json"])
             self.ui.rocLabel.setPixmap(qt.QPixmap(str(written["roc.png"])).scaledToWidth(380))
             self.ui.calibrationLabel.setPixmap(qt.QPixmap(str(written["calibration.png"])).scaledToWidth(380))
             lines = [f"Model {n}: C = {m['c_statistic']:.2f} [{m['c_statistic_ci'][0]:.2f}, {m['c_statistic_ci'][1]:.2f}]"
@@ -336,7 +355,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Prediction failed.", waitCursor=True):
-            result, model = self.logic.predictPatient(self._riskModelPath, split_patient_text(self.ui.patientValuesLineEdit.text), p.table)
+            result, model = self.logic.predictPatient(p.riskModelPath, split_patient_text(self.ui.patientValuesLineEdit.text), p.table)
             self.ui.riskStatusLabel.text = (f"Model {model.name}: probability of '{model.outcome}' {result['probability']:.3f} "
                                             f"(95 % CI {result['ci_low']:.3f}-{result['ci_high']:.3f})")
 
