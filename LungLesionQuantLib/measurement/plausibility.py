@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from ..input.imageio import to_lps
 from ..segmentation.anatomy import MIN_REGION_FRACTION, MIN_VOLUME_SLICES, components, touches_edge
 from ..runtime import QualityFlag
+from .quantify import lung_box
 
 LUNG_LITRES = (1.0, 10.0)
 # On a single slice less lung than this share is worth a look (published CT crops: 10-61 %;
@@ -45,7 +46,7 @@ def lung_warnings(label_image: sitk.Image) -> list[QualityFlag]:
         code = "partial_lung" if litres < low else "implausible_lung_volume"
         warnings.append(QualityFlag(code, f"lung volume {litres:.2f} L is outside {low:g}-{high:g} L expected of adult lungs "
                                     "(a scan covering part of the chest, a child, or a segmentation error): extents left empty; check the overlay", True))
-    _labels, sizes = components(np.ascontiguousarray(lung))
+    _labels, sizes = components(lung_box(lung))
     large = sum(1 for size in sizes if size >= MIN_REGION_FRACTION * sizes[0])
     if large > 2:
         warnings.append(QualityFlag("lung_regions", f"the lung consists of {large} large separate regions; expected one or two: check the overlay"))
