@@ -76,8 +76,16 @@ def fit_box(slices: np.ndarray, fit: SquareFit, order: int = 1, pad_value: float
     else:
         square = np.full((box.shape[0], side, side), pad_value, dtype=np.float32)
         square[:, pr:pr + box.shape[1], pc:pc + box.shape[2]] = box
-    zoom = fit.size / side
-    return ndimage.zoom(square, (1, zoom, zoom), order=order, mode="nearest", grid_mode=True)
+    if order != 1:  # nearest, for training labels: scipy's rounding, which the bundled models were trained with
+        zoom = fit.size / side
+        return ndimage.zoom(square, (1, zoom, zoom), order=order, mode="nearest", grid_mode=True)
+    # Linear, on every slice at inference: SimpleITK (multithreaded) on scipy's grid_mode convention
+    # (pixel edges map to pixel edges), equal to ndimage.zoom to float rounding and 1.5-2.5x faster.
+    scale = side / fit.size
+    image = sitk.GetImageFromArray(square)
+    return sitk.GetArrayFromImage(sitk.Resample(image, (fit.size, fit.size, square.shape[0]), sitk.Transform(), sitk.sitkLinear,
+                                                (0.5 * scale - 0.5, 0.5 * scale - 0.5, 0.0), (scale, scale, 1.0),
+                                                image.GetDirection(), 0.0, sitk.sitkFloat32))
 
 
 def unfit_mask(maps: np.ndarray, fit: SquareFit, order: int = 1) -> np.ndarray:

@@ -98,3 +98,22 @@ def test_one_case_name_rule_for_inputs_and_label_files(tmp_path):
     for name in ("x.seg.nrrd", "y.nii.gz", "z.nrrd"):
         (tmp_path / "labels" / name).write_bytes(b"")
     assert sorted(case_files(tmp_path / "labels")) == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize("shape, size", [((3, 512, 512), 192), ((3, 300, 410), 288), ((3, 120, 150), 288)])
+def test_network_inputs_are_scipys_grid_mode_zoom(shape, size):
+    """fit_box resizes with SimpleITK for speed; it must give what ndimage.zoom (grid_mode, the
+    convention the bundled models were trained with) gives, shrinking, padding and enlarging."""
+    from scipy import ndimage
+
+    from LungLesionQuantLib.segmentation.preprocessing import bounding_fit, fit_box
+
+    slices = np.random.default_rng(0).normal(-600, 300, shape).astype(np.float32)
+    mask = np.zeros(shape, bool)
+    mask[:, shape[1] // 5:-shape[1] // 6, shape[2] // 7:-shape[2] // 8] = True
+    fit = bounding_fit(mask, size)
+    square = np.full((shape[0], fit.side, fit.side), -1000.0, np.float32)
+    pr, pc = fit.pads
+    square[:, pr:pr + fit.r1 - fit.r0, pc:pc + fit.c1 - fit.c0] = slices[:, fit.r0:fit.r1, fit.c0:fit.c1]
+    expected = ndimage.zoom(square, (1, size / fit.side, size / fit.side), order=1, mode="nearest", grid_mode=True)
+    assert np.allclose(fit_box(slices, fit, pad_value=-1000.0), expected, atol=1e-3)
