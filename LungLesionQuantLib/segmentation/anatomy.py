@@ -17,6 +17,10 @@ encode what every chest CT shares:
   labels'): on each slice, a lung region under 7 cm² whose centre lies in the middle half of
   the lungs' left-right extent is airway, not lung.
 
+- **Partial volume**: a lesion region lying almost wholly (:data:`SURFACE_LESION_SHARE`) on the
+  lungs' upper or lower surface — lung voxels with no lung in the slice above or below — is the
+  diaphragm's dome or the apex averaged into a thick slice, not disease: it is lung, not lesion.
+
 A single slice cropped through the chest wall (the published 2D exports) has no body to
 find: there the body rule is not applied.
 """
@@ -32,6 +36,8 @@ BODY_PIXEL_MM = 2.0
 AIRWAY_MAX_CM2 = 7.0
 AIRWAY_CENTRAL_FRACTION = 0.25
 MIN_REGION_FRACTION = 0.1
+# A lesion region with at least this share of its voxels on the lungs' upper or lower surface is partial volume.
+SURFACE_LESION_SHARE = 0.9
 # Below this a voxel is gas: air is -1000 HU; lung parenchyma around -850 (see gas_regions).
 GAS_HU = -950.0
 # The smallest lung worth the name: a region of 1 cm³ in a volume, of 1 cm² on a single slice.
@@ -175,3 +181,24 @@ def drop_airways(lung: np.ndarray, pixel_mm: float) -> np.ndarray:
 def drop_airways_2d(slice_mask: np.ndarray, pixel_mm: float) -> np.ndarray:
     """:func:`drop_airways` for one 2D slice (the training labels' rule)."""
     return drop_airways(slice_mask[None], pixel_mm)[0]
+
+
+def surface_lesions(lesion: np.ndarray, lung: np.ndarray, lung_beyond: tuple[bool, bool] = (True, True)) -> np.ndarray:
+    """The 3D regions of ``lesion`` (Z, Y, X) of which at least :data:`SURFACE_LESION_SHARE`
+    lies on the upper or lower surface of ``lung``: voxels whose slice above or below holds no
+    lung there. ``lung_beyond`` says whether lung goes on below the first and above the last
+    slice (so at the ends of a scan that cuts the lungs; not below and above a box cut around
+    them). On 5-mm slices the dome of the diaphragm shades a whole slice of lung into what looks
+    like ground glass or consolidation; true lesions have depth."""
+    if not lesion.any():
+        return np.zeros_like(lesion)
+    outside = ~lung
+    surface = np.zeros_like(lung)
+    surface[1:] |= outside[:-1]
+    surface[:-1] |= outside[1:]
+    surface[0] |= not lung_beyond[0]
+    surface[-1] |= not lung_beyond[1]
+    labels, sizes = components(lesion)
+    on_surface = np.bincount(labels[surface & lesion], minlength=len(sizes) + 1)[1:]
+    flat = np.flatnonzero(on_surface >= SURFACE_LESION_SHARE * np.asarray(sizes)) + 1
+    return np.isin(labels, flat) if flat.size else np.zeros_like(lesion)

@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching,
+from .anatomy import (MIN_VOLUME_SLICES, body_mask, drop_airways, fill_holes_in_plane, in_chest, regions_touching, surface_lesions,
                       smallest_lung_voxels, touches_edge)
 from ..runtime import Progress, QualityFlag, Segmented, StageModel, providers_for
 from ..input.imageio import to_lps
@@ -142,6 +142,8 @@ class Cascade:
             progress("post-processing", 0, 1)
         lung_box = in_chest(fill_holes_in_plane(lung_box | lesion))
         lesion &= lung_box
+        if hu.shape[0] >= MIN_VOLUME_SLICES:  # single slices have no slice above or below
+            lesion &= ~surface_lesions(lesion, lung_box, (rows[0] == 0, rows[-1] == hu.shape[0] - 1))
         box = labels[region]
         box[lung_box] = LUNG_NORMAL
         box[lesion] = GGO

@@ -181,3 +181,24 @@ def test_bowel_gas_under_the_lung_bases_alone_is_not_lung(chest, cascade):
     assert gas.sum() * np.prod(ct.GetSpacing()) / 1000 > 2 * alone  # the gas outsizes the lungs
     assert not lung_of(labels)[:60].any()
     assert measure_image(labels)["lung_volume_cm3"] == pytest.approx(alone, rel=0.03)
+
+
+def test_lesion_on_the_lungs_surface_of_thick_slices_is_partial_volume(chest, cascade, plain):
+    """Issue 25: on the 5-mm lung-cancer CT (no pneumonia) the dome of the diaphragm shades
+    whole one-slice regions into 'lesion'. Those on the lungs' lower or upper surface are lung;
+    the tumour (the largest lesion region, 62 cm³, with depth) stays lesion; lung is unchanged."""
+    from LungLesionQuantLib.segmentation.anatomy import surface_lesions
+
+    ct, hu = chest
+    labels = sitk.GetArrayFromImage(to_lps(cascade.apply(ct).labels))
+    lung, lesion = labels > 0, labels > 1
+    rows = np.flatnonzero(lung.any(axis=(1, 2)))
+    assert not surface_lesions(lesion, lung, (rows[0] == 0, rows[-1] == len(lung) - 1)).any()  # the product applied the rule
+    regions, n = ndimage.label(lesion, np.ones((3, 3, 3), bool))
+    biggest = np.bincount(regions.ravel())[1:].max() * np.prod(ct.GetSpacing()) / 1000
+    assert biggest > 50  # the tumour
+    thin = np.zeros_like(lesion)
+    thin[1:] = lung[1:] & ~lung[:-1]  # the lowest lung voxel of each column
+    thin &= ~ndimage.binary_dilation(lesion, np.ones((3, 3, 3), bool))  # apart from the lesions there are
+    assert surface_lesions(thin | lesion, lung, (False, False)).sum() == thin.sum()  # shading on the surface goes, the tumour stays
+    assert plain["lesion_extent_pct"] < 1.45 and plain["lung_volume_cm3"] == pytest.approx(5519, abs=5)
