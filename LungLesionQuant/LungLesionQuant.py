@@ -4,6 +4,7 @@ This file is glue between Slicer's GUI and the core package ``LungLesionQuantLib
 science lives here. Everything the logic does to the scene is in ``LungLesionQuantLib.scene.actions``
 and is tested outside Slicer with slicer-core.
 """
+import contextlib
 import os
 import pathlib
 import sys
@@ -193,24 +194,30 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.oddsRatioTableView.setMRMLTableNode(p.oddsRatioTable if p else None)
         self.ui.predictButton.enabled = bool(p and p.riskModelPath and os.path.isfile(p.riskModelPath))
 
-    def _ensure(self, feature):
-        """The packages ``feature`` needs, installed after the user agrees; the module's buttons
-        stay disabled while pip runs (a second click would start a second pip), a failure is
-        shown in a dialog, not only in the Python console."""
+    @contextlib.contextmanager
+    def _busy(self):
+        """The module's action buttons disabled while one action runs (a second click during pip
+        or a long step would start it twice), restored after, whatever happens."""
         buttons = [self.ui.segmentButton, self.ui.updateButton, self.ui.exportButton, self.ui.compareButton,
                    self.ui.compareFoldersButton, self.ui.fitButton, self.ui.predictButton]
         enabled = [button.enabled for button in buttons]
         for button in buttons:
             button.enabled = False
         try:
-            with slicer.util.tryWithErrorDisplay("Installing LungLesionQuant's Python packages failed.", waitCursor=True):
-                return self.logic.ensureDependencies(feature, interactive=True)
-        except Exception:  # noqa: BLE001 — shown in the dialog above; the action does not start
-            return False
+            yield
         finally:
             for button, was in zip(buttons, enabled):
                 button.enabled = was
             self._updateButtons()
+
+    def _ensure(self, feature):
+        """The packages ``feature`` needs, installed after the user agrees, the buttons disabled
+        while pip runs; a failure is shown in a dialog, not only in the Python console."""
+        try:
+            with self._busy(), slicer.util.tryWithErrorDisplay("Installing LungLesionQuant's Python packages failed.", waitCursor=True):
+                return self.logic.ensureDependencies(feature, interactive=True)
+        except Exception:  # noqa: BLE001 — shown in the dialog above; the action does not start
+            return False
 
     def _showWarnings(self, warnings):
         self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
@@ -221,6 +228,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         dialog = slicer.util.createProgressDialog(labelText="Segmenting lungs and lesions...", maximum=100)
         dialog.setCancelButtonText("Cancel")
+        dialog.setWindowModality(qt.Qt.ApplicationModal)  # the scene cannot change under the running segmentation
 
         def progress(stage, done, total):
             dialog.labelText = f"{stage}: {done}/{total} slices"
@@ -229,7 +237,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if dialog.wasCanceled:
                 raise Cancelled()
 
-        with slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
+        with self._busy(), slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
             try:
                 seg, table, measured = self.logic.process(p.inputVolume, p.device, progress)
             except Cancelled:
@@ -265,7 +273,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                    "(Files changed since they were written are kept as backups.)"):
                 return
             overwrite = True
-        with slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
+        with self._busy(), slicer.util.tryWithErrorDisplay("Export failed.", waitCursor=True):
             os.makedirs(folder, exist_ok=True)
             result = self.logic.export(p.segmentation, p.inputVolume, folder, overwrite)
             slicer.util.showStatusMessage(f"Exported to {result.out_dir}", 5000)
@@ -276,7 +284,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._ensure("segment"):
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Comparison failed.", waitCursor=True):
+        with self._busy(), slicer.util.tryWithErrorDisplay("Comparison failed.", waitCursor=True):
             table, row, warnings = self.logic.compareNodes(p.referenceSegmentation, p.testSegmentation, p.inputVolume, p.agreementTable)
             p.agreementTable = table
             self.ui.agreementStatusLabel.text = "\n".join(["Empty-in-both labels have no Dice (see status)."] + warnings)
@@ -285,7 +293,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._ensure("agreement"):
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Cohort comparison failed.", waitCursor=True):
+        with self._busy(), slicer.util.tryWithErrorDisplay("Cohort comparison failed.", waitCursor=True):
             table, written, result = self.logic.compareFolders(str(p.referenceFolder), str(p.testFolder),
                                                                str(p.agreementOutputFolder), p.agreementTable)
             p.agreementTable = table
@@ -328,7 +336,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         score = self.ui.scoreComboBox.currentText if self.ui.scoreComboBox.currentIndex > 0 else None
         extentFolder = str(p.extentFolder)
         useExtent = os.path.isfile(os.path.join(extentFolder, "measurements.csv"))
-        with slicer.util.tryWithErrorDisplay("Fitting failed.", waitCursor=True):
+        with self._busy(), slicer.util.tryWithErrorDisplay("Fitting failed.", waitCursor=True):
             table, written, study = self.logic.fitRisk(self.ui.cohortPathLineEdit.currentPath, self.ui.idColumnComboBox.currentText,
                                                        self.ui.outcomeComboBox.currentText, covariates,
                                                        extentFolder if useExtent else None, score,
