@@ -32,6 +32,9 @@ FEATURES = {
     "agreement": ("pandas", "matplotlib", "slicerio", "statsmodels", "pingouin"),
     "risk": ("pandas", "matplotlib", "statsmodels", "scikit-learn"),
 }
+# Major versions a package needs of what Slicer bundles, or it cannot run (highdicom >= 0.23 needs
+# pydicom 3; 0.22, the last for pydicom 2, fails with numpy 2): not installed where they are older.
+NEEDS = {"highdicom": {"pydicom": 3}}
 # Distributions Slicer bundles: never listed in requirements.txt (a test holds it).
 BUNDLED = ("numpy", "scipy", "pydicom", "pillow", "SimpleITK", "vtk")
 
@@ -54,10 +57,31 @@ def requirements(path: Path | None = None) -> dict[str, str]:
 
 
 def missing_requirements(feature: str | None = None) -> list[str]:
-    """The requirements of ``feature`` (all when None) whose module cannot be imported here."""
+    """The requirements of ``feature`` (all when None) whose module cannot be imported here —
+    leaving out those that could not run beside what is installed (:func:`runs_beside`)."""
     listed = requirements()
     names = FEATURES[feature] if feature else tuple(listed)
-    return [listed[name] for name in names if importlib.util.find_spec(IMPORT_NAMES.get(name, name)) is None]
+    installed = {name: _version(name) for needs in NEEDS.values() for name in needs}
+    return [listed[name] for name in names
+            if importlib.util.find_spec(IMPORT_NAMES.get(name, name)) is None and runs_beside(name, installed)]
+
+
+def runs_beside(name: str, installed: dict[str, str | None]) -> bool:
+    """Whether ``name`` can run beside the ``installed`` versions (name -> version or None):
+    :data:`NEEDS` of major versions. Installing a package that cannot run only costs the user
+    a download and a broken import (highdicom 0.22 on Slicer 5.10's pydicom 2 and numpy 2)."""
+    for dependency, major in NEEDS.get(name, {}).items():
+        version = installed.get(dependency)
+        if version is not None and int(version.split(".")[0]) < major:
+            return False
+    return True
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def installed_constraints() -> list[str]:

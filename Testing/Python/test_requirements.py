@@ -75,3 +75,15 @@ def test_the_package_and_the_slicer_module_ask_for_the_same_floors():
     shared = {name.lower(): spec[len(name):] for name, spec in listed.items()}
     assert set(shared) <= set(package), set(shared) - set(package)
     assert {name: package[name] for name in shared} == shared
+
+
+def test_highdicom_is_not_installed_where_it_cannot_run():
+    """Issue 26: on Slicer 5.10 (pydicom 2.4) the only highdicom that installs fails with numpy 2;
+    it is not offered there, and is on 5.12 (pydicom 3), as the two constraint files pin them."""
+    from LungLesionQuantLib.dependencies import runs_beside
+
+    pinned = {path.stem: dict(line.split("==") for line in path.read_text().splitlines() if "==" in line and not line.startswith("#"))
+              for path in CONSTRAINTS}
+    assert not runs_beside("highdicom", pinned["constraints-5.10.0"])
+    assert runs_beside("highdicom", pinned["constraints-5.12.3"])
+    assert runs_beside("highdicom", {"pydicom": None}) and runs_beside("pandas", pinned["constraints-5.10.0"])
