@@ -97,3 +97,17 @@ def test_installs_hold_every_installed_distribution():
     held = dict(line.split("==") for line in installed_constraints())
     assert held["numpy"] == importlib.metadata.version("numpy") and held["onnxruntime"] == importlib.metadata.version("onnxruntime")
     assert len(held) == len({d.metadata["Name"].lower() for d in importlib.metadata.distributions()})
+
+
+def test_extensions_index_entry_agrees_with_the_extension_build():
+    """The catalog entry for Slicer's ExtensionsIndex (schema v1.0.1: no other keys) names the
+    category and repository of CMakeLists.txt, whose icon and screenshot URLs point at files here."""
+    import json
+
+    entry = json.loads((REPO / "Resources" / "ExtensionsIndex" / "LungLesionQuant.json").read_text())
+    assert set(entry) <= {"$schema", "build_dependencies", "build_subdirectory", "category", "scm_revision", "scm_type", "scm_url", "tier"}
+    cmake = dict(re.findall(r'set\((EXTENSION_\w+) "([^"]*)"\)', (REPO / "CMakeLists.txt").read_text()))
+    assert entry["category"] == cmake["EXTENSION_CATEGORY"] and entry["scm_url"].startswith(cmake["EXTENSION_HOMEPAGE"])
+    for key in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        for url in cmake[key].split():
+            assert (REPO / url.split(f"/{entry['scm_revision']}/", 1)[1]).is_file(), url
