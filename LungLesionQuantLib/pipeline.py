@@ -146,13 +146,17 @@ def write_case(case: str, ct_image: sitk.Image, outputs: CaseOutputs, out_dir: P
     if modality is not CT and (outputs.dicom_files or outputs.report):
         warnings.append("report.pdf and DICOM SEG are written for CT only; the radiograph's results are in the other files")
     elif outputs.dicom_files:
-        from .outputs.dicom_seg import dicom_seg_unavailable, write_dicom_seg  # highdicom: only for DICOM SEG
-
-        unavailable = dicom_seg_unavailable()
-        if unavailable:
-            warnings.append(unavailable)
+        try:  # highdicom: only for DICOM SEG, and not installed where it cannot run (Slicer 5.10)
+            from .outputs.dicom_seg import dicom_seg_unavailable, write_dicom_seg
+        except ImportError as exc:
+            warnings.append(f"DICOM SEG needs highdicom, which is not installed here ({exc.name} missing): segmentation.dcm was "
+                            "not written (the .seg.nrrd holds the same segments)")
         else:
-            written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
+            unavailable = dicom_seg_unavailable()
+            if unavailable:
+                warnings.append(unavailable)
+            else:
+                written.append(write_dicom_seg(outputs.label_image, outputs.dicom_files, stage.path(DICOM_SEG_FILE)))
     if outputs.report and modality is CT:
         methods = methods_text(inference) if inference else ""
         written.append(write_report(hu, labels, spacing, row, stage.path(REPORT_FILE), title, warnings, methods))
