@@ -30,6 +30,17 @@ def cascade():
     return Cascade(device="cpu", threads=2)
 
 
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """An output folder where `segment` ran once on the sample CT: tests that start from finished
+    results copy it (never change it) instead of segmenting again."""
+    from LungLesionQuantLib.cli import main
+
+    out = tmp_path_factory.mktemp("sample_run")
+    assert main(["segment", str(SAMPLE_CT), "-o", str(out), "--device", "cpu"]) == 0
+    return out
+
+
 def box_phantom(spacing=(0.7, 0.8, 2.5), direction=None) -> tuple[sitk.Image, dict]:
     """A label map with two box 'lungs' holding GGO and Cons boxes; exact expected volumes.
 

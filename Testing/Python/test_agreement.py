@@ -127,9 +127,10 @@ def test_missing_cases_are_listed_and_grids_must_match(tmp_path):
     assert "Missing: c has no test segmentation" in notes and "empty in both" in notes
 
 
-def test_agreement_command_on_segment_output(cascade, tmp_path, capsys):
+def test_agreement_command_on_segment_output(sample_run, tmp_path, capsys):
     ref = tmp_path / "auto"
-    assert main(["segment", str(SAMPLE_CT), str(shared("dicom/lung_pet_ct_dx_A0001")), "-o", str(ref), "--device", "cpu"]) == 0
+    shutil.copytree(sample_run, ref)
+    shutil.copytree(ref / "ricord_000082_sample", ref / "second")  # a second case, as segment lays it out
     edited = tmp_path / "edited"
     shutil.copytree(ref, edited)
     # observer 2 calls the GGO of the lowest third of the sample's slices normal lung
@@ -142,16 +143,16 @@ def test_agreement_command_on_segment_output(cascade, tmp_path, capsys):
     out_image.CopyInformation(image)
     sitk.WriteImage(out_image, str(path))
     # for the other case only the .seg.nrrd is left: it is read through its segment names
-    (edited / "lung_pet_ct_dx_A0001" / "labels.nii.gz").unlink()
+    (edited / "second" / "labels.nii.gz").unlink()
     (edited / "extra.nii.gz").write_bytes((ref / "ricord_000082_sample" / "labels.nii.gz").read_bytes())
     out = tmp_path / "agreement"
     status = main(["agreement", "--reference", str(ref), "--test", str(edited), "-o", str(out)])
     printed = capsys.readouterr().out
     assert status == 0 and "lesion Dice" in printed and "Missing: extra has no reference segmentation" in printed
     per_case = pd.read_csv(out / "per_case.csv").set_index("case")
-    assert list(per_case.index) == ["lung_pet_ct_dx_A0001", "ricord_000082_sample"]
-    a0001 = per_case.loc["lung_pet_ct_dx_A0001"]
-    assert a0001["LungN_dice"] == 1.0 and a0001["diff_lesion_volume_cm3"] == 0.0
+    assert list(per_case.index) == ["ricord_000082_sample", "second"]
+    second = per_case.loc["second"]
+    assert second["LungN_dice"] == 1.0 and second["diff_lesion_volume_cm3"] == 0.0
     sample = per_case.loc["ricord_000082_sample"]
     changed = int(((sitk.GetArrayFromImage(sitk.ReadImage(str(ref / "ricord_000082_sample" / "labels.nii.gz"))) == 2)[: array.shape[0] // 3]).sum())
     if changed:

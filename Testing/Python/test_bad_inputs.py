@@ -239,13 +239,13 @@ def _limited_run(out: Path, limit_bytes: int, *extra: str) -> subprocess.Complet
                            "--device", "cpu", *extra], capture_output=True, text=True, preexec_fn=limit, cwd=REPO)
 
 
-def test_a_failed_write_leaves_no_truncated_file_and_keeps_earlier_results(tmp_path):
+def test_a_failed_write_leaves_no_truncated_file_and_keeps_earlier_results(tmp_path, sample_run):
     out = tmp_path / "out"
     short = _limited_run(out, 40 * 1024)
     assert short.returncode == 1 and "produced a damaged file" in short.stdout
     assert "Traceback" not in short.stdout + short.stderr
     assert not list(out.rglob("*.nii.gz")) and not list(out.rglob("*.seg.nrrd"))
-    assert main(["segment", str(SAMPLE_CT), "-o", str(out), "--device", "cpu"]) == 0
+    shutil.copytree(sample_run, out, dirs_exist_ok=True)
     case = out / CASE
     before = {p.name: p.read_bytes() for p in case.iterdir()}
     again = _limited_run(out, 300 * 1024, "--overwrite")  # the labels fit, the segmentation does not
@@ -273,11 +273,11 @@ def test_one_run_per_case_folder_and_dead_runs_cleared(tmp_path, capsys):
     assert sorted(p.name for p in case.iterdir() if p.name.startswith(".")) == []
 
 
-def test_resume_clears_what_a_killed_run_left_and_a_damaged_case_table_costs_no_other_case(tmp_path, capsys):
+def test_resume_clears_what_a_killed_run_left_and_a_damaged_case_table_costs_no_other_case(tmp_path, capsys, sample_run):
     """Issue 27: after kill -9 during --overwrite, --resume left .staging-<pid> and a stale lock; another
     case's damaged measurements.csv ended the run in "unexpected UnicodeDecodeError" with this case untabled."""
     out = tmp_path / "out"
-    assert run(capsys, "segment", SAMPLE_CT, "-o", out, "--device", "cpu")[0] == 0
+    shutil.copytree(sample_run, out)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     (out / CASE / LOCK_FILE).write_text(f"{dead} {os.uname().nodename}\n")
     (out / CASE / f".staging-{dead}").mkdir()
@@ -293,9 +293,9 @@ def test_resume_clears_what_a_killed_run_left_and_a_damaged_case_table_costs_no_
     assert json.loads((out / "cohort_report.json").read_text())["left_out_of_table"]
 
 
-def test_corrupt_provenance_keeps_earlier_files_as_backups(tmp_path, capsys):
+def test_corrupt_provenance_keeps_earlier_files_as_backups(tmp_path, capsys, sample_run):
     out = tmp_path / "out"
-    assert run(capsys, "segment", SAMPLE_CT, "-o", out, "--device", "cpu")[0] == 0
+    shutil.copytree(sample_run, out)
     (out / CASE / "provenance.json").write_text("{not json")
     status, printed = run(capsys, "segment", SAMPLE_CT, "-o", out, "--device", "cpu", "--overwrite")
     assert status == 0 and "kept as labels.edited-" in printed

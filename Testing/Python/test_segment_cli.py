@@ -15,13 +15,6 @@ from conftest import SAMPLE_CT
 CASE = "ricord_000082_sample"
 
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
-    assert main(["segment", str(SAMPLE_CT), "-o", str(out), "--device", "cpu"]) == 0
-    return out
-
-
 def test_writes_the_documented_layout(sample_run):
     case_dir = sample_run / CASE
     for name in ("labels.nii.gz", "segmentation.seg.nrrd", "measurements.csv", "overlay.png", "provenance.json"):
