@@ -239,7 +239,7 @@ def train(data: TeacherData, recipe: Recipe, work: Path, log: Log, resume: bool,
     def save() -> None:
         _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                       "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step, "history": history,
-                      "recipe": asdict(recipe)}, checkpoint)
+                      "recipe": asdict(recipe), "size": int(data.ggo_cons[0].images.shape[-1])}, checkpoint)
 
     loss_fn = TeacherLoss(recipe.ce_weight)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16_pays())
@@ -284,13 +284,24 @@ def train(data: TeacherData, recipe: Recipe, work: Path, log: Log, resume: bool,
         if time.time() - saved_at > CHECKPOINT_SECONDS or step == recipe.steps:
             save()
             saved_at = time.time()
+    return export(work, log)
+
+
+def export(work: Path, log: Log) -> Path:
+    """The EMA weights of ``work``'s last checkpoint as ``teacher.onnx``, with its recipe, step and
+    held-out history in ``teacher.train.json``: the end of a run, or a look at one still training
+    (the running process is not disturbed; its own export at the end replaces this one)."""
+    state = torch.load(work / "checkpoint.pt", weights_only=False)
+    ema = build_teacher()
+    ema.load_state_dict(state["ema"])
+    size = state.get("size", SIZE)  # checkpoints written before the size was stored are at SIZE
     out = work / "teacher.onnx"
-    size = int(data.ggo_cons[0].images.shape[-1])
-    export_onnx(ema.cpu().eval(), out, 1, size, {"llq_stage": "lesion", "llq_classes": CLASSES, "llq_input_size": size,
-                                                   "llq_preprocessing": "lung-window-unit-v1", "llq_one_stage": True})
-    (work / "teacher.train.json").write_text(json.dumps({"recipe": asdict(recipe), "steps": step, "history": history,
-                                                          "weights": sum(p.numel() for p in model.parameters())}, indent=2))
-    log(f"teacher exported to {out}")
+    export_onnx(ema.eval(), out, 1, size, {"llq_stage": "lesion", "llq_classes": CLASSES, "llq_input_size": size,
+                                            "llq_preprocessing": "lung-window-unit-v1", "llq_one_stage": True})
+    (work / "teacher.train.json").write_text(json.dumps({"recipe": state["recipe"], "steps": state["step"],
+                                                          "history": state["history"],
+                                                          "weights": sum(p.numel() for p in ema.parameters())}, indent=2))
+    log(f"teacher at step {state['step']}/{state['recipe']['steps']} exported to {out}")
     return out
 
 
@@ -312,9 +323,10 @@ def evaluate_fold(data: Path, teacher: Path, fold: int, lung: str = "bundled") -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m LungLesionQuantLib.training.teacher", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "evaluate"],
-                        help="evaluate: the fold's exported teacher through the product (its held-out GGO/Cons slices, as "
-                             "training.crossval scores them, and its held-out patients, as training.patient_cv does)")
+    parser.add_argument("command", choices=["train", "export", "evaluate"],
+                        help="export: the last checkpoint's EMA weights as teacher.onnx (a run still training is not "
+                             "disturbed); evaluate: the fold's exported teacher through the product (its held-out GGO/Cons "
+                             "slices, as training.crossval scores them, and its held-out patients, as training.patient_cv does)")
     parser.add_argument("--lung", choices=["bundled", "fold"], default="bundled",
                         help="evaluate: the lung stage framing the patients — the bundled one (it saw their slices) or "
                              "training.patient_cv's fold model (trained without them; it must exist)")
@@ -333,12 +345,19 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work / (f"fold{fold}" if fold is not None else "all")
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")
+    if args.command == "export":
+        if not (work / "checkpoint.pt").exists():
+            parser.error(f"{work / 'checkpoint.pt'} does not exist: train the fold first")
+        export(work, log)
+        return 0
     if args.command == "evaluate":
         if fold is None:
             parser.error("evaluate scores a held-out fold: give --fold 0-4")
         result = evaluate_fold(args.data, work / "teacher.onnx", fold, args.lung)
+        result["teacher_step"] = json.loads((work / "teacher.train.json").read_text())["steps"]
         (work / f"evaluation_{args.lung}_lung.json").write_text(json.dumps(result, indent=2))
-        log(f"teacher fold {fold} through the product ({args.lung} lung stage): {json.dumps(result['summary'])}")
+        log(f"teacher fold {fold} at step {result['teacher_step']} through the product ({args.lung} lung stage): "
+            f"{json.dumps(result['summary'])}")
         return 0
     data = TeacherData.load(args.data, fold, log)
     train(data, Recipe().scaled(args.steps_scale), work, log, args.resume, args.eval_every, seed=0 if fold is None else fold + 1)

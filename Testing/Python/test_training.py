@@ -169,6 +169,8 @@ def test_the_teacher_resumes_exactly_where_it_stopped_and_exports_a_one_stage_mo
     with pytest.raises(KeyboardInterrupt):
         teacher.train(data, recipe, tmp_path / "stopped", log, resume=False, eval_every=0)
     assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["step"] == 2
+    teacher.export(tmp_path / "stopped", log)  # a look at a run still training
+    assert json.loads((tmp_path / "stopped" / "teacher.train.json").read_text())["steps"] == 2
     with pytest.raises(SystemExit, match="--resume"):
         teacher.train(data, recipe, tmp_path / "stopped", log, resume=False, eval_every=0)
     monkeypatch.setattr(teacher, "_ema_update", real_update)
