@@ -42,21 +42,15 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss, DiceLoss
 from monai.networks.nets import UNet
-from sklearn.model_selection import KFold
-
 from ..measurement.overlap_metrics import dice
 from ..segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
 from .augment import AugmentConfig, geometric, intensity, random_patch
 from .datasets import IGNORE, SliceSet, ct_volume_slices, frame_slices, no_pneumonia_slices, read_radiopaedia_unlabelled
 from .network import export_onnx
-from .crossval import evaluate as crossval_evaluate
-from .patient_cv import FOLDS as PATIENT_FOLDS
-from .patient_cv import score_folds
+from .held_out import N_SLICE_FOLDS, REPO, evaluate_models, fold_split, held_out_slices
 from .pools import LesionData
 from .train import Log, Pool, _batch, cpu_bf16_pays
 
-REPO = Path(__file__).resolve().parents[2]
-N_SLICE_FOLDS = 5
 SIZE = 384
 CLASSES = ["background", "GGO", "Cons"]
 CHECKPOINT_SECONDS = 15 * 60
@@ -111,12 +105,8 @@ class TeacherData:
     def load(cls, data: Path, fold: int | None, log: Log, size: int = SIZE) -> "TeacherData":
         find_lung = Cascade(DEFAULT_MODEL_DIR, device="cpu").lung_mask
         lesion = LesionData.load(data, find_lung, size=size)
-        idx = np.arange(lesion.n_semiseg)
-        held_idx = np.array([], int)
-        held_patients: tuple[str, ...] = ()
-        if fold is not None:
-            idx, held_idx = list(KFold(N_SLICE_FOLDS, shuffle=True, random_state=0).split(idx))[fold]
-            held_patients = PATIENT_FOLDS[fold % len(PATIENT_FOLDS)]
+        idx, held_patients = fold_split(lesion.n_semiseg, fold)
+        held_idx = held_out_slices(lesion.n_semiseg, fold)
         ggo_cons = [Pool(s.images[idx], s.labels[idx], 1.0) for s in lesion.semiseg]
         keep = ~np.isin(lesion.infection[0].groups, held_patients)
         infection = [Pool(s.images[keep], s.labels[keep], 1.0) for s in lesion.infection]
@@ -305,21 +295,6 @@ def export(work: Path, log: Log) -> Path:
     return out
 
 
-def evaluate_fold(data: Path, teacher: Path, fold: int, lung: str = "bundled") -> dict:
-    """The fold's teacher through the product's own cascade (in place of the lesion and type
-    stages): its held-out GGO/Cons slices (:func:`.crossval.evaluate`) and held-out patients
-    (:func:`.patient_cv.score_folds`)."""
-    slices = crossval_evaluate(data, teacher.parent, DEFAULT_MODEL_DIR, models_of=lambda k: {"lesion": teacher}, folds=(fold,))
-    patient_fold = fold % len(PATIENT_FOLDS)
-    lung_model = {} if lung == "bundled" else {"lung": REPO / ".train_cache" / "patient_cv" / f"fold{patient_fold}" / "lung.onnx"}
-    patients = score_folds(data, lambda k: {"lesion": teacher, **lung_model}, folds=(patient_fold,))
-    given = slices["settings"]["cascade"]
-    summary = {name: round(given[name]["mean"], 4) for name in ("GGO", "Cons", "lesion")}
-    summary.update(patient_dice=round(patients["patient_dice_mean"], 4),
-                   false_lit=f"{patients['lesion_free_slices_with_false_lesion']}/{patients['lesion_free_slices']}")
-    return {"fold": fold, "lung": lung, "summary": summary, "slices": slices, "patients": patients}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m LungLesionQuantLib.training.teacher", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -353,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         if fold is None:
             parser.error("evaluate scores a held-out fold: give --fold 0-4")
-        result = evaluate_fold(args.data, work / "teacher.onnx", fold, args.lung)
+        result = evaluate_models(args.data, {"lesion": work / "teacher.onnx"}, fold, args.lung)
         result["teacher_step"] = json.loads((work / "teacher.train.json").read_text())["steps"]
         (work / f"evaluation_{args.lung}_lung.json").write_text(json.dumps(result, indent=2))
         log(f"teacher fold {fold} at step {result['teacher_step']} through the product ({args.lung} lung stage): "

@@ -1,0 +1,192 @@
+"""The student: the cascade's fast lesion and type stages, trained on the teacher's labels where
+no person drew GGO and Cons (issue 23, steps 2 and 3).
+
+The type stage learned GGO against Cons from 50 slices alone. The teacher (:mod:`.teacher`, a
+10 M-weight one-stage network) labels, at its own input size and averaged with its mirror image:
+
+- ``split``: the infection slices of the training patients — the radiologists' infection mask
+  kept as drawn, each of its pixels called GGO or Cons by the teacher;
+- ``unlabelled``: the 481 Radiopaedia slices (both framings) and the lung slices of the COVID-19
+  CT volume — GGO / Cons / background as the teacher calls them, inside the lungs the lung stage
+  finds; and the lung slices of the CT without pneumonia, "no lesion" but where
+  :func:`.datasets.no_pneumonia_slices` leaves compact dense regions to the teacher.
+
+The student's batches then hold the real labels as before and these (:data:`STUDENT_SHARES`).
+A fold's student learns from its fold's teacher and never from the fold's held-out slices or
+patients, so ``evaluate`` scores it as :mod:`.teacher` scores the teacher, through the product:
+
+    python -m LungLesionQuantLib.training.distill label --fold 0      # the fold's teacher must be trained
+    python -m LungLesionQuantLib.training.distill train --fold 0
+    python -m LungLesionQuantLib.training.distill evaluate --fold 0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
+from ..segmentation.preprocessing import unit_to_hu
+from .datasets import IGNORE, NativeSlices, SliceSet, ct_volume_slices, frame_slices, no_pneumonia_slices, read_radiopaedia_unlabelled
+from .pools import LesionData
+from .held_out import N_SLICE_FOLDS, REPO, evaluate_models, fold_split
+from .teacher import build_teacher, predict
+from .train import LESION_SIZE, Log, Pool, stage_specs, train_stage
+
+# Shares of each student batch: the teacher-labelled sets against the real labels (the rest).
+STUDENT_SHARES = {"lesion": {"unlabelled": 0.25}, "type": {"split": 0.3, "unlabelled": 0.2}}
+
+
+@dataclass
+class TeacherLabels:
+    """The teacher-labelled slice sets (0 background, 1 GGO, 2 Cons) at the student's input size."""
+
+    split: list[SliceSet]
+    unlabelled: list[SliceSet]
+
+    def save(self, path: Path) -> None:
+        arrays = {f"{kind}{i}_{part}": getattr(s, part) for kind in ("split", "unlabelled")
+                  for i, s in enumerate(getattr(self, kind)) for part in ("images", "labels")}
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "TeacherLabels":
+        with np.load(path) as z:
+            def sets(kind: str) -> list[SliceSet]:
+                n = sum(1 for k in z.files if k.startswith(kind) and k.endswith("_images"))
+                return [SliceSet(z[f"{kind}{i}_images"], z[f"{kind}{i}_labels"], [], []) for i in range(n)]
+            return cls(sets("split"), sets("unlabelled"))
+
+
+def teacher_probabilities(model: torch.nn.Module, images: np.ndarray, teacher_size: int) -> np.ndarray:
+    """(N, 3, S, S) softmax of (N, S, S) unit slices: each resized to the teacher's input, scored
+    with its mirror image (averaged), and the probabilities resized back to S."""
+    size = images.shape[-1]
+    x = F.interpolate(torch.from_numpy(images)[:, None].float(), size=teacher_size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    probs = (predict(model, x) + predict(model, x[..., ::-1].copy())[..., ::-1]) / 2
+    return F.interpolate(torch.from_numpy(np.ascontiguousarray(probs)), size=size, mode="bilinear", align_corners=False).numpy()
+
+
+def _with_lungs(native: NativeSlices, find_lung) -> NativeSlices:
+    """The slices with the lung stage's lungs as their labels (per volume, as the cascade runs)."""
+    lungs: list[np.ndarray] = [None] * len(native.units)  # type: ignore[list-item]
+    for group in dict.fromkeys(native.groups):
+        idx = [i for i, g in enumerate(native.groups) if g == group]
+        for i, lung in zip(idx, find_lung(unit_to_hu(np.stack([native.units[i] for i in idx])))):
+            lungs[i] = lung.astype(np.uint8)
+    return NativeSlices(native.units, lungs, native.names, native.groups)
+
+
+def label(model: torch.nn.Module, teacher_size: int, data: Path, fold: int | None, log: Log, size: int = LESION_SIZE) -> TeacherLabels:
+    """The teacher's labels on every set the fold may learn from (module docstring)."""
+    find_lung = Cascade(DEFAULT_MODEL_DIR, device="cpu").lung_mask
+    lesion = LesionData.load(data, find_lung, size=size)
+    _, held_patients = fold_split(lesion.n_semiseg, fold)
+    keep = ~np.isin(lesion.infection[0].groups, held_patients)
+    split = []
+    for s in lesion.infection:
+        probs = teacher_probabilities(model, s.images[keep], teacher_size)
+        cons = probs[:, 2] > probs[:, 1]
+        split.append(SliceSet(s.images[keep], np.where(s.labels[keep] > 0, 1 + cons, 0).astype(np.uint8), [], []))
+    log(f"teacher split {int(keep.sum())} infection slices x {len(split)} framings")
+    radiopaedia = _with_lungs(read_radiopaedia_unlabelled(data), find_lung)
+    covid = _with_lungs(ct_volume_slices(data, find_lung), find_lung)
+    negatives = frame_slices(no_pneumonia_slices(data, find_lung), size, find_lung)
+    unlabelled = []
+    for framed in (frame_slices(radiopaedia, size), frame_slices(radiopaedia, size, find_lung),
+                   frame_slices(covid, size, find_lung), negatives):
+        labels = teacher_probabilities(model, framed.images, teacher_size).argmax(axis=1).astype(np.uint8)
+        if framed is negatives:
+            labels[framed.labels != IGNORE] = 0  # no pneumonia: the teacher decides only the compact dense regions
+        else:
+            labels[framed.labels == 0] = 0  # lesion only inside the lungs the lung stage finds
+        unlabelled.append(SliceSet(framed.images, labels, [], []))
+        log(f"teacher labelled {len(labels)} slices: {np.bincount(labels.ravel(), minlength=3)[1:].tolist()} GGO/Cons px")
+    return TeacherLabels(split, unlabelled)
+
+
+def student_pools(stage: str, lesion: LesionData, taught: TeacherLabels, semiseg_idx: np.ndarray,
+                  held_out: frozenset[str]) -> list[Pool]:
+    """The stage's real pools (:meth:`.pools.LesionData.pools`) scaled to the real share, with
+    the teacher-labelled sets (as lesion / not lesion for the lesion stage) at theirs."""
+    shares = STUDENT_SHARES[stage]
+    real = lesion.pools(stage, semiseg_idx, held_out)
+    total = sum(p.share for p in real)
+    pools = [Pool(p.images, p.labels, p.share / total * (1 - sum(shares.values()))) for p in real]
+    for kind, share in shares.items():
+        sets = getattr(taught, kind)
+        for s in sets:
+            labels = s.labels if stage == "type" else (s.labels > 0).astype(np.uint8)
+            pools.append(Pool(s.images, labels, share / len(sets)))
+    return pools
+
+
+def train(data: Path, work: Path, fold: int | None, steps_scale: float, log: Log) -> None:
+    """The fold's student lesion and type stages from its teacher's labels (``work/labels.npz``)."""
+    taught = TeacherLabels.load(work / "labels.npz")
+    lesion = LesionData.load(data, Cascade(DEFAULT_MODEL_DIR, device="cpu").lung_mask)
+    idx, held_patients = fold_split(lesion.n_semiseg, fold)
+    specs = stage_specs(steps_scale)
+    for k, stage in enumerate(("lesion", "type")):
+        pools = student_pools(stage, lesion, taught, idx, frozenset(held_patients))
+        log(f"student {stage}: {sum(len(p.images) for p in pools)} slices in {len(pools)} pools")
+        train_stage(specs[stage], pools, work / f"{stage}.onnx", seed=(fold or 0) + 1 + 10 * k, log=log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m LungLesionQuantLib.training.distill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["label", "train", "evaluate"])
+    parser.add_argument("--fold", default="0", help="0-4: the fold's teacher labels, its student never sees the fold; "
+                                                    "'all': the shipped student (labelled by --teacher-fold's teacher)")
+    parser.add_argument("--teacher-fold", default=None, help="whose teacher labels (default: --fold's)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=REPO / ".train_cache" / "distill")
+    parser.add_argument("--teachers", type=Path, default=REPO / ".train_cache" / "teacher")
+    parser.add_argument("--steps-scale", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    folds = {str(k) for k in range(N_SLICE_FOLDS)} | {"all"}
+    teacher_fold = args.teacher_fold or args.fold
+    if args.fold not in folds or teacher_fold not in folds:
+        parser.error(f"--fold and --teacher-fold are 0-{N_SLICE_FOLDS - 1} or 'all'")
+    if args.fold != "all" and teacher_fold != args.fold:
+        parser.error(f"fold {args.fold}'s student learns from fold {args.fold}'s teacher only (any other saw its held-out slices)")
+    torch.set_num_threads(args.threads)
+    fold = None if args.fold == "all" else int(args.fold)
+    work = args.work / (f"fold{fold}" if fold is not None else "all")
+    work.mkdir(parents=True, exist_ok=True)
+    log = Log(work / "distill.log")
+    if args.command == "label":
+        teacher_dir = args.teachers / (f"fold{teacher_fold}" if teacher_fold != "all" else "all")
+        if not (teacher_dir / "checkpoint.pt").exists():
+            parser.error(f"{teacher_dir / 'checkpoint.pt'} does not exist: train that teacher first")
+        state = torch.load(teacher_dir / "checkpoint.pt", weights_only=False)
+        model = build_teacher()
+        model.load_state_dict(state["ema"])
+        log(f"labelling with the teacher of {teacher_dir} at step {state['step']}/{state['recipe']['steps']}")
+        label(model, state.get("size", 384), args.data, fold, log).save(work / "labels.npz")
+        (work / "teacher.json").write_text(json.dumps({"teacher": str(teacher_dir), "step": state["step"]}))
+        return 0
+    if args.command == "train":
+        train(args.data, work, fold, args.steps_scale, log)
+        return 0
+    if fold is None:
+        parser.error("evaluate scores a held-out fold: give --fold 0-4")
+    result = evaluate_models(args.data, {"lesion": work / "lesion.onnx", "type": work / "type.onnx"}, fold)
+    result["teacher"] = json.loads((work / "teacher.json").read_text())
+    (work / "evaluation.json").write_text(json.dumps(result, indent=2))
+    log(f"student fold {fold} through the product: {json.dumps(result['summary'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
