@@ -209,15 +209,12 @@ def test_the_teacher_loss_ignores_pixels_marked_ignore_and_reads_lesion_as_ggo_o
 
 def test_the_student_learns_from_the_teachers_labels_beside_the_real_ones(tmp_path):
     """Issue 23, distillation: the teacher's probabilities are mirror-averaged at the student's size;
-    its labels survive a save and load; every real pool keeps its place, scaled to the real share."""
+    its labels survive a save and load; the type stage's real pools keep their place, scaled to the real share."""
     from LungLesionQuantLib.training import distill
-    from LungLesionQuantLib.training.datasets import read_lesion_labelled
     from LungLesionQuantLib.training.pools import LesionData
     from LungLesionQuantLib.training.teacher import build_teacher
 
-    data = shared("semiseg_train").parent
-    semiseg = frame_slices(read_semiseg_train(data)[0], 48)
-    infection = frame_slices(read_lesion_labelled(data), 48)
+    semiseg = frame_slices(read_semiseg_train(shared("semiseg_train").parent)[0], 48)
     torch.manual_seed(0)
     model = build_teacher()
     images = semiseg.images[:3]
@@ -231,14 +228,9 @@ def test_the_student_learns_from_the_teachers_labels_beside_the_real_ones(tmp_pa
     back = distill.TeacherLabels.load(tmp_path / "labels.npz")
     assert np.array_equal(back.split[0].labels, taught.split[0].labels)
     assert np.array_equal(back.unlabelled[0].images, taught.unlabelled[0].images)
-    lesion = LesionData([semiseg, semiseg], [infection, infection])
-    kept_infection = int(np.sum(np.array(infection.groups) != "coronacases_001"))
-    for stage in ("lesion", "type"):
-        pools = distill.student_pools(stage, lesion, back, np.arange(40), frozenset({"coronacases_001"}))
-        assert sum(p.share for p in pools) == pytest.approx(1.0)
-        n_taught = sum(len(getattr(back, kind)) for kind in distill.STUDENT_SHARES[stage])
-        assert sum(p.share for p in pools[-n_taught:]) == pytest.approx(sum(distill.STUDENT_SHARES[stage].values()))
-        assert all(len(p.images) == 40 for p in pools[:2])  # the real GGO/Cons slices come first
-        if stage == "lesion":
-            assert all(set(np.unique(p.labels)) <= {0, 1} for p in pools)
-            assert [len(p.images) for p in pools[2:4]] == [kept_infection] * 2  # a held-out patient is left out
+    lesion = LesionData([semiseg, semiseg], [])
+    assert [p.share for p in distill.type_pools(lesion, None, np.arange(40))] == [p.share for p in lesion.pools("type", np.arange(40))]
+    pools = distill.type_pools(lesion, back, np.arange(40))
+    assert sum(p.share for p in pools) == pytest.approx(1.0)
+    assert [len(p.images) for p in pools] == [40, 40, 3, 2]  # the real GGO/Cons slices, then the teacher's
+    assert sum(p.share for p in pools[2:]) == pytest.approx(sum(distill.STUDENT_SHARES.values()))
