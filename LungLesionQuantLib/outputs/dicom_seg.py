@@ -1,7 +1,6 @@
 """DICOM SEG export (highdicom) of a label map that lies on a DICOM CT series' voxel grid."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import highdicom as hd
@@ -13,6 +12,7 @@ from pydicom.sr.codedict import codes
 
 from .. import __version__
 from .atomic import atomic_path
+from ..dependencies import NEEDS, runs_beside
 from ..errors import InputError
 from ..labels import SEGMENTS
 
@@ -52,17 +52,14 @@ def segment_descriptions() -> list[hd.seg.SegmentDescription]:
     return descriptions
 
 
-# highdicom before 0.23 (the newest that installs beside Slicer 5.10's pydicom 2.4) fails with numpy 2.
-MIN_HIGHDICOM = (0, 23)
-
-
 def dicom_seg_unavailable() -> str:
-    """Why DICOM SEG cannot be written here ('' when it can)."""
-    found = tuple(int(part) for part in re.findall(r"\d+", hd.__version__)[:2])
-    if found < MIN_HIGHDICOM:
-        return (f"DICOM SEG needs highdicom >= {'.'.join(map(str, MIN_HIGHDICOM))} (with pydicom 3, as in Slicer 5.12); "
-                f"found highdicom {hd.__version__} with pydicom {pydicom.__version__}: segmentation.dcm was not written "
-                "(the .seg.nrrd holds the same segments)")
+    """Why DICOM SEG cannot be written here ('' when it can): the one rule of
+    :data:`..dependencies.NEEDS` (highdicom runs only beside pydicom 3; the highdicom that installs
+    beside pydicom 2, 0.22, fails with numpy 2)."""
+    if not runs_beside("highdicom", {"pydicom": pydicom.__version__}):
+        need = ", ".join(f"{name} {major}" for name, major in NEEDS["highdicom"].items())
+        return (f"DICOM SEG needs highdicom beside {need} (as in Slicer 5.12); found highdicom {hd.__version__} with "
+                f"pydicom {pydicom.__version__}: segmentation.dcm was not written (the .seg.nrrd holds the same segments)")
     return ""
 
 

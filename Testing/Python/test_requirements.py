@@ -87,3 +87,12 @@ def test_highdicom_is_not_installed_where_it_cannot_run():
     assert not runs_beside("highdicom", pinned["constraints-5.10.0"])
     assert runs_beside("highdicom", pinned["constraints-5.12.3"])
     assert runs_beside("highdicom", {"pydicom": None}) and runs_beside("pandas", pinned["constraints-5.10.0"])
+
+
+def test_export_skips_dicom_seg_by_the_same_rule_that_keeps_highdicom_from_installing(monkeypatch):
+    """One rule (dependencies.NEEDS) decides both what is installed and whether DICOM SEG is written."""
+    from LungLesionQuantLib.outputs import dicom_seg
+
+    assert dicom_seg.dicom_seg_unavailable() == ""  # pydicom 3 here
+    monkeypatch.setattr(dicom_seg.pydicom, "__version__", "2.4.4")
+    assert "pydicom 2.4.4" in dicom_seg.dicom_seg_unavailable() and "pydicom 3" in dicom_seg.dicom_seg_unavailable()
