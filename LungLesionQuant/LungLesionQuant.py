@@ -126,6 +126,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/LungLesionQuant.ui"))
         self.layout.addWidget(uiWidget)
+        self._uiWidget = uiWidget
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = self.logic or LungLesionQuantLogic()
@@ -198,8 +199,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _busy(self):
         """The module's action buttons disabled while one action runs (a second click during pip
         or a long step would start it twice), restored after, whatever happens."""
-        buttons = [self.ui.segmentButton, self.ui.updateButton, self.ui.exportButton, self.ui.compareButton,
-                   self.ui.compareFoldersButton, self.ui.fitButton, self.ui.predictButton]
+        buttons = slicer.util.findChildren(self._uiWidget, className="QPushButton")  # every button, those added later too
         enabled = [button.enabled for button in buttons]
         for button in buttons:
             button.enabled = False
