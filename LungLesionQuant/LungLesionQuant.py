@@ -8,6 +8,7 @@ import contextlib
 import os
 import pathlib
 import sys
+import time
 
 import qt
 import slicer
@@ -109,10 +110,6 @@ class LungLesionQuantParameterNode:
     riskModelPath: str = ""
 
 
-class Cancelled(Exception):
-    """The user pressed Cancel in the progress dialog."""
-
-
 class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None, logic=None):
         """``logic``: the logic to drive (tests pass their own); a LungLesionQuantLogic by default."""
@@ -143,6 +140,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self):
+        self._cancelSegmentation()
         self.removeObservers()
 
     def onReload(self):
@@ -161,6 +159,7 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event):
+        self._cancelSegmentation()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
@@ -195,20 +194,26 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.oddsRatioTableView.setMRMLTableNode(p.oddsRatioTable if p else None)
         self.ui.predictButton.enabled = bool(p and p.riskModelPath and os.path.isfile(p.riskModelPath))
 
+    def _setBusy(self, busy):
+        """Every push button of the panel disabled while one action runs (a second click during pip,
+        a long step or a running segmentation would start it twice), restored after."""
+        if busy:
+            self._disabled = [(b, b.enabled) for b in slicer.util.findChildren(self._uiWidget, className="QPushButton")]
+            for button, _ in self._disabled:
+                button.enabled = False
+            return
+        for button, was in getattr(self, "_disabled", []):
+            button.enabled = was
+        self._disabled = []
+        self._updateButtons()
+
     @contextlib.contextmanager
     def _busy(self):
-        """The module's action buttons disabled while one action runs (a second click during pip
-        or a long step would start it twice), restored after, whatever happens."""
-        buttons = slicer.util.findChildren(self._uiWidget, className="QPushButton")  # every button, those added later too
-        enabled = [button.enabled for button in buttons]
-        for button in buttons:
-            button.enabled = False
+        self._setBusy(True)
         try:
             yield
         finally:
-            for button, was in zip(buttons, enabled):
-                button.enabled = was
-            self._updateButtons()
+            self._setBusy(False)
 
     def _ensure(self, feature):
         """The packages ``feature`` needs, installed after the user agrees, the buttons disabled
@@ -223,34 +228,66 @@ class LungLesionQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.warningsLabel.text = "\n".join(f"⚠ {w}" for w in warnings) if warnings else "No warnings."
 
     def onSegment(self):
+        """Segment in another process, polled by a timer: Slicer stays responsive, the dialog
+        shows each step and its Cancel stops the process at once (the scene is left as it was)."""
         if not self._ensure("segment"):
             return
         p = self._parameterNode
+        volume = p.inputVolume
+        job = None
+        with slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
+            job = self.logic.startSegmentation(volume, p.device)  # checks the volume before the slow part
+        if job is None:
+            return
         dialog = slicer.util.createProgressDialog(labelText="Segmenting lungs and lesions...", maximum=100)
         dialog.setCancelButtonText("Cancel")
-        dialog.setWindowModality(qt.Qt.ApplicationModal)  # the scene cannot change under the running segmentation
+        dialog.setWindowModality(qt.Qt.NonModal)
+        timer = qt.QTimer()
+        timer.setInterval(200)
+        self._setBusy(True)
+        self._segmenting = (job, timer, dialog)
 
-        def progress(stage, done, total):
-            dialog.labelText = f"{stage}: {done}/{total} slices"
-            dialog.value = int(100 * done / max(total, 1))
-            slicer.app.processEvents()
+        def tick():
+            for step in job.poll():
+                dialog.labelText = f"{step.stage}: {step.done}/{step.total}"
+                dialog.value = int(100 * step.done / max(step.total, 1))
             if dialog.wasCanceled:
-                raise Cancelled()
-
-        with self._busy(), slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
-            try:
-                seg, table, measured = self.logic.process(p.inputVolume, p.device, progress)
-            except Cancelled:
+                self._cancelSegmentation()
                 slicer.util.showStatusMessage("Segmentation cancelled.", 3000)
-                return
-            finally:
-                dialog.close()
-            p.segmentation, p.table = seg, table
-            slicer.util.showStatusMessage("Building 3D surfaces of the segments...")
-            slicer.app.processEvents()
-            seg.CreateClosedSurfaceRepresentation()
-            slicer.util.showStatusMessage("Segmentation done.", 3000)
-            self._showWarnings(measured.warnings)
+            elif not job.running:
+                self._finishSegmentation(volume)
+
+        timer.connect("timeout()", tick)
+        timer.start()
+
+    def _finishSegmentation(self, volume):
+        job, timer, dialog = self._segmenting
+        self._segmenting = None
+        timer.stop()
+        dialog.close()
+        try:
+            with slicer.util.tryWithErrorDisplay("Segmentation failed.", waitCursor=True):
+                seg, table, measured = self.logic.finishSegmentation(job, volume)
+                p = self._parameterNode
+                p.segmentation, p.table = seg, table
+                slicer.util.showStatusMessage("Building 3D surfaces of the segments...")
+                slicer.app.processEvents()
+                seg.CreateClosedSurfaceRepresentation()
+                slicer.util.showStatusMessage("Segmentation done.", 3000)
+                self._showWarnings(measured.warnings)
+        finally:
+            self._setBusy(False)
+
+    def _cancelSegmentation(self):
+        """Stop a running segmentation (Cancel, closing the scene, reloading the module)."""
+        if not getattr(self, "_segmenting", None):
+            return
+        job, timer, dialog = self._segmenting
+        self._segmenting = None
+        timer.stop()
+        job.cancel()
+        dialog.close()
+        self._setBusy(False)
 
     def onUpdateMeasurements(self):
         p = self._parameterNode
@@ -416,6 +453,28 @@ class LungLesionQuantLogic(ScriptedLoadableModuleLogic):
         seg.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
         return seg, table, measured
 
+    def startSegmentation(self, inputVolume, device="auto"):
+        """Check ``inputVolume`` and start segmenting it in another process (the application stays
+        responsive); returns the running ``SegmentProcess`` — poll it, cancel it, or hand it to
+        :meth:`finishSegmentation` once it has ended."""
+        from LungLesionQuantLib.scene.actions import volume_image, volume_modality
+        from LungLesionQuantLib.scene.segment_process import SegmentProcess
+
+        self.ensureDependencies("segment")
+        modality = volume_modality(inputVolume)
+        return SegmentProcess(volume_image(inputVolume, modality), modality.name, device)
+
+    def finishSegmentation(self, job, inputVolume):
+        """The new segmentation node, table node and measures from an ended ``job``."""
+        from LungLesionQuantLib.scene.actions import add_segmentation, volume_modality
+
+        if not slicer.mrmlScene.IsNodePresent(inputVolume):
+            job.cancel()
+            raise RuntimeError(f"the volume '{inputVolume.GetName()}' was removed from the scene while it was being segmented")
+        seg, table, measured = add_segmentation(slicer.mrmlScene, inputVolume, job.result(), volume_modality(inputVolume))
+        seg.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
+        return seg, table, measured
+
     def updateMeasurements(self, segmentationNode, referenceVolume, tableNode=None):
         from LungLesionQuantLib.scene.actions import measure_segmentation
 
@@ -501,7 +560,12 @@ class LungLesionQuantTest(ScriptedLoadableModuleTest):
         volume = slicer.util.loadVolume(path)
         logic = LungLesionQuantLogic()
         logic.ensureDependencies("segment")
-        seg, table, measured = logic.process(volume, device="cpu")
+        job = logic.startSegmentation(volume, device="cpu")  # as the Segment button runs it
+        while job.running:
+            slicer.app.processEvents()
+            self.assertIsInstance(job.poll(), list)
+            time.sleep(0.1)
+        seg, table, measured = logic.finishSegmentation(job, volume)
         names = [seg.GetSegmentation().GetNthSegment(i).GetName() for i in range(seg.GetSegmentation().GetNumberOfSegments())]
         self.assertEqual(names, ["LungN", "GGO", "Cons"])
         self.assertTrue(3000 < measured.row["lung_volume_cm3"] < 8000)

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from . import mrml
 from .exports import write_segmentation
-from ..runtime import Progress
+from ..runtime import Progress, Segmented
 from ..segmentation.cascade import Cascade
 from ..errors import InputError
 from ..input.input_checks import validate_ct
@@ -67,21 +67,36 @@ def _validate(image: sitk.Image, modality: Modality, source: str) -> None:
 
 
 def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress | None = None):
-    """Segment a CT volume node (or, with the radiograph model as ``cascade``, a radiograph);
-    returns (new segmentation node, new table node, Measured).
+    """Segment a CT volume node (or, with the radiograph model as ``cascade``, a radiograph) in
+    this process; returns (new segmentation node, new table node, Measured).
 
     ``progress(stage, done, total)`` hears of reading the volume, each network, the
     post-processing and the node creation; raising in it cancels, leaving the scene as it was.
     """
     report = progress or (lambda stage, done, total: None)
-    name = volume_node.GetName()
-    report("reading the volume", 0, 1)
-    image = mrml.image_from_volume_node(volume_node)
     modality = modality_of(cascade)
-    _validate(image, modality, f"volume '{name}'")
+    report("reading the volume", 0, 1)
+    image = volume_image(volume_node, modality)
     report("reading the volume", 1, 1)
-    segmented = cascade.apply(sitk.Cast(image, sitk.sitkFloat32), progress)
+    segmented = cascade.apply(image, progress)
     report("creating the segmentation", 0, 1)
+    out = add_segmentation(scene, volume_node, segmented, modality)
+    report("creating the segmentation", 1, 1)
+    return out
+
+
+def volume_image(volume_node, modality: Modality) -> sitk.Image:
+    """The node's image (float32, with its geometry) checked as ``modality`` wants it: the part of
+    segmenting that needs the scene, done before the slow part (here or in another process)."""
+    image = mrml.image_from_volume_node(volume_node)
+    _validate(image, modality, f"volume '{volume_node.GetName()}'")
+    return sitk.Cast(image, sitk.sitkFloat32)
+
+
+def add_segmentation(scene, volume_node, segmented: Segmented, modality: Modality):
+    """A new segmentation node (and table) for ``volume_node`` from a segmenter's result, under the
+    volume's parent transform; returns (segmentation node, table node, Measured)."""
+    name = volume_node.GetName()
     label_node = mrml.volume_node(scene, segmented.labels, scene.GenerateUniqueName(f"{name} labels"), labelmap=True)
     seg_node = mrml.segmentation_node(scene, label_node, volume_node, scene.GenerateUniqueName(f"{name} LungLesionQuant"),
                                       modality.segments)
@@ -90,7 +105,6 @@ def segment_volume_node(scene, volume_node, cascade: Cascade, progress: Progress
     seg_node.SetAndObserveTransformNodeID(volume_node.GetTransformNodeID())
     table, measured = measure_segmentation(scene, seg_node, volume_node)
     measured.warnings[:0] = segmented.findings.get("warnings", [])
-    report("creating the segmentation", 1, 1)
     return seg_node, table, measured
 
 

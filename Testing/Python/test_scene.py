@@ -265,3 +265,43 @@ def test_a_volume_under_a_transform_gets_its_segmentation_under_it_too(cascade):
     seg, _, measured = segment_volume_node(scene, ct, cascade)
     assert seg.GetTransformNodeID() == moved.GetID() and plain.GetTransformNodeID() is None
     assert measured.row["lung_volume_cm3"] == pytest.approx(plain_measured.row["lung_volume_cm3"])
+
+
+def test_segmenting_in_another_process_gives_the_same_segmentation_and_cancels_cleanly(segmented, tmp_path):
+    """Issue 26: the module segments in a separate process that it polls, so Slicer stays
+    responsive; same labels as in this process, every step heard, a cancel kills it and leaves
+    nothing, a bad input comes back as its one-line message."""
+    import time
+
+    import onnxruntime
+
+    from LungLesionQuantLib.errors import LungLesionQuantError
+    from LungLesionQuantLib.modalities import CT
+    from LungLesionQuantLib.scene.actions import add_segmentation, volume_image
+    from LungLesionQuantLib.scene.segment_process import SegmentProcess
+
+    scene, ct, seg, _, measured = segmented
+    job = SegmentProcess(volume_image(ct, CT), "ct", "cpu")
+    steps, deadline = [], time.time() + 300
+    while job.running and time.time() < deadline:
+        steps += job.poll()
+        time.sleep(0.2)
+    steps += job.poll()
+    work = job.work
+    background = job.result()
+    assert not work.exists()
+    assert {"loading the models", "lung", "lesion", "type", "post-processing"} <= {s.stage for s in steps}
+    nodes = scene.GetNumberOfNodes()
+    seg2, _, measured2 = add_segmentation(scene, ct, background, CT)
+    assert np.array_equal(sitk.GetArrayFromImage(measured2.label_image), sitk.GetArrayFromImage(measured.label_image))
+    assert measured2.row["lesion_volume_cm3"] == measured.row["lesion_volume_cm3"] and scene.GetNumberOfNodes() > nodes
+
+    job = SegmentProcess(volume_image(ct, CT), "ct", "cpu")
+    job.cancel()
+    assert not job.running and not job.work.exists()
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        job = SegmentProcess(volume_image(ct, CT), "ct", "cuda")
+        with pytest.raises(LungLesionQuantError, match="device 'cuda' asked for"):
+            job.result()
+        assert not job.work.exists()
