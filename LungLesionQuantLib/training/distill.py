@@ -38,7 +38,7 @@ from ..segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
 from ..segmentation.preprocessing import unit_to_hu
 from .datasets import NativeSlices, SliceSet, ct_volume_slices, frame_slices, read_radiopaedia_unlabelled
 from .pools import LesionData
-from .held_out import N_SLICE_FOLDS, REPO, evaluate_models, fold_split
+from .held_out import REPO, evaluate_models, fold_arg, fold_dir, fold_split
 from .teacher import build_teacher, predict
 from .train import LESION_SIZE, Log, Pool, stage_specs, train_stage
 
@@ -146,28 +146,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["label", "train", "evaluate"])
     parser.add_argument("--variant", choices=VARIANTS, default="student", help="train / evaluate: the type stage with the "
                                                                               "teacher's labels, or without them")
-    parser.add_argument("--fold", default="0", help="0-4: the fold's teacher labels, its student never sees the fold; "
+    parser.add_argument("--fold", type=fold_arg, default=0, help="0-4: the fold's teacher labels, its student never sees the fold; "
                                                     "'all': the shipped student (labelled by --teacher-fold's teacher)")
-    parser.add_argument("--teacher-fold", default=None, help="whose teacher labels (default: --fold's)")
+    parser.add_argument("--teacher-fold", type=fold_arg, default=None, help="with --fold all: whose teacher labels, 0-4 or 'all' (default: --fold's)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / ".train_cache" / "distill")
     parser.add_argument("--teachers", type=Path, default=REPO / ".train_cache" / "teacher")
     parser.add_argument("--steps-scale", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    folds = {str(k) for k in range(N_SLICE_FOLDS)} | {"all"}
-    teacher_fold = args.teacher_fold or args.fold
-    if args.fold not in folds or teacher_fold not in folds:
-        parser.error(f"--fold and --teacher-fold are 0-{N_SLICE_FOLDS - 1} or 'all'")
-    if args.fold != "all" and teacher_fold != args.fold:
-        parser.error(f"fold {args.fold}'s student learns from fold {args.fold}'s teacher only (any other saw its held-out slices)")
+    fold = args.fold
+    teacher_fold = fold if args.teacher_fold is None else args.teacher_fold
+    if fold is not None and teacher_fold != fold:
+        parser.error(f"fold {fold}'s student learns from fold {fold}'s teacher only (any other saw its held-out slices)")
     torch.set_num_threads(args.threads)
-    fold = None if args.fold == "all" else int(args.fold)
-    work = args.work / (f"fold{fold}" if fold is not None else "all")
-    work.mkdir(parents=True, exist_ok=True)
+    work = fold_dir(args.work, fold)
     log = Log(work / "distill.log")
     if args.command == "label":
-        teacher_dir = args.teachers / (f"fold{teacher_fold}" if teacher_fold != "all" else "all")
+        teacher_dir = fold_dir(args.teachers, teacher_fold)
         if not (teacher_dir / "checkpoint.pt").exists():
             parser.error(f"{teacher_dir / 'checkpoint.pt'} does not exist: train that teacher first")
         state = torch.load(teacher_dir / "checkpoint.pt", weights_only=False)

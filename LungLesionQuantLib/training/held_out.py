@@ -5,6 +5,7 @@ splits them) and the patients of patient fold K mod 3 (as :mod:`.patient_cv` spl
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,22 @@ from .patient_cv import FOLDS as PATIENT_FOLDS
 from .patient_cv import score_folds
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def fold_arg(value: str) -> int | None:
+    """``--fold``: 0-4, or 'all' (None: train on everything, score nothing)."""
+    if value == "all":
+        return None
+    if value not in {str(k) for k in range(N_SLICE_FOLDS)}:
+        raise argparse.ArgumentTypeError(f"a fold is 0-{N_SLICE_FOLDS - 1} or 'all', not {value!r}")
+    return int(value)
+
+
+def fold_dir(root: Path, fold: int | None) -> Path:
+    """A fold's folder under ``root`` (``fold<K>``, or ``all``), created."""
+    work = root / (f"fold{fold}" if fold is not None else "all")
+    work.mkdir(parents=True, exist_ok=True)
+    return work
 
 
 def fold_split(n_semiseg: int, fold: int | None) -> tuple[np.ndarray, tuple[str, ...]]:

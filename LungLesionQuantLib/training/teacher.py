@@ -47,7 +47,7 @@ from ..segmentation.cascade import DEFAULT_MODEL_DIR, Cascade
 from .augment import AugmentConfig, geometric, intensity, random_patch
 from .datasets import IGNORE, SliceSet, ct_volume_slices, frame_slices, no_pneumonia_slices, read_radiopaedia_unlabelled
 from .network import export_onnx
-from .held_out import N_SLICE_FOLDS, REPO, evaluate_models, fold_split, held_out_slices
+from .held_out import REPO, evaluate_models, fold_arg, fold_dir, fold_split, held_out_slices
 from .pools import LesionData
 from .train import Log, Pool, _batch, cpu_bf16_pays
 
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lung", choices=["bundled", "fold"], default="bundled",
                         help="evaluate: the lung stage framing the patients — the bundled one (it saw their slices) or "
                              "training.patient_cv's fold model (trained without them; it must exist)")
-    parser.add_argument("--fold", default="0", help="0-4: hold out that fold and score it; 'all': train on everything")
+    parser.add_argument("--fold", type=fold_arg, default=0, help="0-4: hold out that fold and score it; 'all': train on everything")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / ".train_cache" / "teacher")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply the steps (e.g. 0.001 for a smoke run)")
@@ -313,12 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the fold's last checkpoint")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    if args.fold != "all" and args.fold not in {str(k) for k in range(N_SLICE_FOLDS)}:
-        parser.error(f"--fold must be 0-{N_SLICE_FOLDS - 1} or 'all', not {args.fold!r}")
     torch.set_num_threads(args.threads)
-    fold = None if args.fold == "all" else int(args.fold)
-    work = args.work / (f"fold{fold}" if fold is not None else "all")
-    work.mkdir(parents=True, exist_ok=True)
+    fold = args.fold
+    work = fold_dir(args.work, fold)
     log = Log(work / "train.log")
     if args.command == "export":
         if not (work / "checkpoint.pt").exists():
