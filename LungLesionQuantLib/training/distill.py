@@ -82,8 +82,9 @@ def teacher_probabilities(model: torch.nn.Module, images: np.ndarray, teacher_si
 def _with_lungs(native: NativeSlices, find_lung) -> NativeSlices:
     """The slices with the lung stage's lungs as their labels (per volume, as the cascade runs)."""
     lungs: list[np.ndarray] = [None] * len(native.units)  # type: ignore[list-item]
-    for group in dict.fromkeys(native.groups):
-        idx = [i for i, g in enumerate(native.groups) if g == group]
+    volumes = [(g, u.shape) for g, u in zip(native.groups, native.units)]  # a patient's slices may differ in size
+    for volume in dict.fromkeys(volumes):
+        idx = [i for i, v in enumerate(volumes) if v == volume]
         for i, lung in zip(idx, find_lung(unit_to_hu(np.stack([native.units[i] for i in idx])))):
             lungs[i] = lung.astype(np.uint8)
     return NativeSlices(native.units, lungs, native.names, native.groups)
